@@ -1,0 +1,351 @@
+package configs
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole daemon configuration: the main file plus policy_dir.
+type Config struct {
+	// File is the main file's path ("" for the built-in demo).
+	File string `yaml:"-"`
+
+	Listen           string    `yaml:"listen"`
+	APIToken         Secret    `yaml:"api_token"`
+	StateDir         string    `yaml:"state_dir"`
+	Log              Log       `yaml:"log"`
+	PolicyDir        string    `yaml:"policy_dir"`
+	ScaleConcurrency int       `yaml:"scale_concurrency"`
+	Docker           Docker    `yaml:"docker"`
+	HA               HA        `yaml:"ha"`
+	Defaults         Defaults  `yaml:"defaults"`
+	Policies         []*Policy `yaml:"-"`
+}
+
+// Log configures the daemon's own log.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// CheckConfig implements Checker.
+func (l *Log) CheckConfig(c *Check) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.Errorf("level", "%q is not a log level (use debug, info, warn or error)", l.Level)
+	}
+	switch l.Format {
+	case "text", "json":
+	default:
+		c.Errorf("format", "%q is not a log format (use text or json)", l.Format)
+	}
+}
+
+// Docker holds settings shared by the Docker targets and sources.
+type Docker struct {
+	// Host overrides DOCKER_HOST, e.g. unix:///var/run/docker.sock.
+	Host string `yaml:"host"`
+}
+
+// HA configures leader election between several daemons.
+type HA struct {
+	Nomad *HANomad `yaml:"nomad"`
+}
+
+// HANomad elects a leader through a Nomad Variables lock.
+type HANomad struct {
+	LockPath  string   `yaml:"lock_path" required:"true"`
+	TTL       Duration `yaml:"ttl"`
+	Address   string   `yaml:"address"`
+	Token     Secret   `yaml:"token"`
+	Namespace string   `yaml:"namespace"`
+	Region    string   `yaml:"region"`
+}
+
+// Tuning is the part of a policy that `defaults` can set for every policy.
+type Tuning struct {
+	Interval         Duration      `yaml:"interval"`
+	Timeout          Duration      `yaml:"timeout"`
+	Cooldown         Cooldown      `yaml:"cooldown"`
+	Stabilization    Stabilization `yaml:"stabilization"`
+	Step             Steps         `yaml:"step"`
+	OnError          OnError       `yaml:"on_error"`
+	FailureThreshold int           `yaml:"failure_threshold"`
+	DryRun           bool          `yaml:"dry_run"`
+}
+
+// CheckConfig implements Checker.
+func (t *Tuning) CheckConfig(c *Check) {
+	if t.Interval < Duration(100*time.Millisecond) {
+		c.Errorf("interval", "%s is too short (at least 100ms)", t.Interval)
+	}
+	if t.Timeout <= 0 {
+		c.Errorf("timeout", "must be positive")
+	}
+	if t.FailureThreshold < 1 {
+		c.Errorf("failure_threshold", "must be at least 1")
+	}
+}
+
+// Defaults are inherited by every policy unless it overrides them.
+type Defaults struct {
+	Tuning `yaml:",inline"`
+}
+
+// Cooldown is the asymmetric wait between scaling actions (SPEC §3.1).
+type Cooldown struct {
+	Up   Duration `yaml:"up"`
+	Down Duration `yaml:"down"`
+}
+
+// Stabilization makes scale-ups wait for sustained demand.
+type Stabilization struct {
+	Up Duration `yaml:"up"`
+}
+
+// Steps caps the change per action in each direction.
+type Steps struct {
+	Up   Step `yaml:"up"`
+	Down Step `yaml:"down"`
+}
+
+// Policy is one autoscaling rule: queries, an expression and a target.
+type Policy struct {
+	Tuning `yaml:",inline"`
+
+	Name       string     `yaml:"name" required:"true"`
+	Target     Target     `yaml:"target" required:"true"`
+	Min        int        `yaml:"min"`
+	Max        int        `yaml:"max" required:"true"`
+	Queries    Queries    `yaml:"queries"`
+	Replicas   Expr       `yaml:"replicas" required:"true"`
+	Activation Expr       `yaml:"activation"`
+	Schedule   []Schedule `yaml:"schedule"`
+
+	// Pos is where the policy is defined; Path its key path within that file.
+	Pos  Pos    `yaml:"-"`
+	Path string `yaml:"-"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// CheckConfig implements Checker.
+func (p *Policy) CheckConfig(c *Check) {
+	if c.Has("name") && !nameRE.MatchString(p.Name) {
+		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _)", p.Name)
+	}
+	if p.Min < 0 {
+		c.Errorf("min", "must not be negative")
+	}
+	if c.Has("max") && p.Max < 1 {
+		c.Errorf("max", "must be at least 1")
+	}
+	if c.Has("max") && p.Min > p.Max {
+		c.Errorf("min", "min (%d) is greater than max (%d)", p.Min, p.Max)
+	}
+	if p.Activation.IsSet() && p.Min != 0 {
+		c.Errorf("activation", "only applies to policies with min: 0 (this one has min: %d)", p.Min)
+	}
+	if p.OnError.Replicas != nil && c.Has("max") && (*p.OnError.Replicas < p.Min || *p.OnError.Replicas > p.Max) {
+		c.Errorf("on_error", "fallback replicas %d is outside [min, max] = [%d, %d]", *p.OnError.Replicas, p.Min, p.Max)
+	}
+	for i, s := range p.Schedule {
+		field := fmt.Sprintf("schedule[%d]", i)
+		hi := p.Max
+		if s.Max != nil {
+			hi = *s.Max
+		}
+		if s.Min != nil && *s.Min > hi {
+			c.Errorf(field+".min", "schedule min (%d) is greater than max (%d)", *s.Min, hi)
+		}
+	}
+}
+
+// Target names what a policy scales: exactly one kind.
+type Target struct {
+	Kind   string
+	Config any // pointer to the kind's config struct
+	Pos    Pos
+}
+
+// Key identifies the scaled thing across policies.
+func (t Target) Key() string {
+	if k, ok := t.Config.(Keyed); ok {
+		return t.Kind + ":" + k.TargetKey()
+	}
+	return t.Kind
+}
+
+// UnmarshalConfig implements Unmarshaler.
+func (t *Target) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	t.Pos = d.Pos(n)
+	kind, cfg, ok := decodeOneOf(d, n, path, "target", targetKinds, nil)
+	if ok {
+		t.Kind, t.Config = kind, cfg
+	}
+}
+
+// Query is one named input of a policy: exactly one source kind, plus a timeout.
+type Query struct {
+	Name    string
+	Kind    string
+	Config  any // pointer to the kind's config struct
+	Timeout Duration
+	Pos     Pos
+}
+
+// Queries keeps the queries in file order.
+type Queries []*Query
+
+var queryNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// ReservedNames cannot name a query: they are already in the expression's scope.
+var ReservedNames = map[string]bool{
+	"current": true, "min": true, "max": true, "ceil": true, "floor": true, "round": true,
+	"abs": true, "avg_over": true, "max_over": true, "min_over": true, "rate": true,
+	"nil": true, "true": true, "false": true, "in": true, "not": true, "and": true, "or": true,
+	"len": true, "let": true, "matches": true, "contains": true,
+}
+
+// UnmarshalConfig implements Unmarshaler.
+func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	keys, vals, ok := d.MappingKeys(n, path)
+	if !ok {
+		return
+	}
+	for i, k := range keys {
+		qpath := JoinPath(path, k.Value)
+		switch {
+		case !queryNameRE.MatchString(k.Value):
+			d.Errorf(k, qpath, "%q is not a valid query name (use lower-case letters, digits and _, not starting with a digit)", k.Value)
+			continue
+		case ReservedNames[k.Value]:
+			d.Errorf(k, qpath, "%q is a reserved name in expressions; choose another query name", k.Value)
+			continue
+		}
+		q := &Query{Name: k.Value, Pos: d.Pos(k)}
+		d.Record(vals[i], qpath)
+		common := map[string]func(*yaml.Node, string){
+			"timeout": func(n *yaml.Node, p string) { d.Decode(n, p, &q.Timeout) },
+		}
+		kind, cfg, ok := decodeOneOf(d, vals[i], qpath, "query", sourceKinds, common)
+		if ok {
+			q.Kind, q.Config = kind, cfg
+			*qs = append(*qs, q)
+		}
+	}
+}
+
+// decodeOneOf decodes a mapping that holds exactly one registered kind, plus any keys in
+// common, into that kind's fresh config struct.
+func decodeOneOf(d *Decoder, n *yaml.Node, path, what string, reg map[string]func() any, common map[string]func(*yaml.Node, string)) (string, any, bool) {
+	keys, vals, ok := d.MappingKeys(n, path)
+	if !ok {
+		return "", nil, false
+	}
+	all := kinds(reg)
+	var kind string
+	var cfg any
+	var found []string
+	for i, k := range keys {
+		if f, ok := common[k.Value]; ok {
+			f(vals[i], JoinPath(path, k.Value))
+			continue
+		}
+		newCfg, ok := lookupKind(reg, k.Value)
+		if !ok {
+			cands := append(append([]string(nil), all...), keysOf(common)...)
+			d.Errorf(k, path, "unknown %s kind %q (want one of %s)%s", what, k.Value, strings.Join(all, ", "), didYouMean(k.Value, cands))
+			return "", nil, false
+		}
+		found = append(found, k.Value)
+		if kind == "" {
+			kind, cfg = k.Value, newCfg()
+			d.Decode(vals[i], JoinPath(path, k.Value), cfg)
+		}
+	}
+	switch len(found) {
+	case 0:
+		d.Errorf(n, path, "needs exactly one %s kind (one of %s)", what, strings.Join(all, ", "))
+		return "", nil, false
+	case 1:
+		return kind, cfg, true
+	}
+	d.Errorf(n, path, "has %d %s kinds (%s); give exactly one", len(found), what, strings.Join(found, ", "))
+	return "", nil, false
+}
+
+func keysOf(m map[string]func(*yaml.Node, string)) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Schedule raises the floor (and may change the ceiling) while a cron window is active.
+type Schedule struct {
+	Cron     string   `yaml:"cron" required:"true"`
+	Duration Duration `yaml:"duration" required:"true"`
+	Timezone string   `yaml:"timezone"`
+	Min      *int     `yaml:"min"`
+	Max      *int     `yaml:"max"`
+
+	// Spec and Location are set by the check from Cron and Timezone.
+	Spec     cron.Schedule  `yaml:"-"`
+	Location *time.Location `yaml:"-"`
+}
+
+// CronParser accepts five fields, an optional leading seconds field, and descriptors.
+var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// CheckConfig implements Checker.
+func (s *Schedule) CheckConfig(c *Check) {
+	loc := time.UTC
+	if s.Timezone != "" {
+		l, err := time.LoadLocation(s.Timezone)
+		if err != nil {
+			c.Errorf("timezone", "unknown time zone %q (use an IANA name such as Europe/Berlin)", s.Timezone)
+		} else {
+			loc = l
+		}
+	}
+	s.Location = loc
+	if s.Cron != "" {
+		spec, err := CronParser.Parse(s.Cron)
+		if err != nil {
+			c.Errorf("cron", "%q is not a cron spec: %v", s.Cron, err)
+		} else {
+			s.Spec = spec
+		}
+	}
+	if c.Has("duration") && s.Duration <= 0 {
+		c.Errorf("duration", "must be positive")
+	}
+	if s.Min == nil && s.Max == nil {
+		c.Errorf("", "sets neither min nor max")
+	}
+	if s.Min != nil && *s.Min < 0 {
+		c.Errorf("min", "must not be negative")
+	}
+	if s.Max != nil && *s.Max < 1 {
+		c.Errorf("max", "must be at least 1")
+	}
+}
+
+// ActiveAt reports whether the schedule's window covers t: some cron activation happened
+// in (t - duration, t].
+func (s *Schedule) ActiveAt(t time.Time) bool {
+	if s.Spec == nil {
+		return false
+	}
+	start := t.Add(-s.Duration.D()).In(s.Location)
+	next := s.Spec.Next(start)
+	return !next.IsZero() && !next.After(t)
+}

@@ -1,0 +1,286 @@
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Builtin defaults, used where neither the file nor `defaults:` says otherwise.
+const (
+	DefaultListen           = "127.0.0.1:9090"
+	DefaultStateDir         = "/var/lib/autoscalerd"
+	DefaultInterval         = 15 * time.Second
+	DefaultTimeout          = 5 * time.Second
+	DefaultCooldownUp       = 30 * time.Second
+	DefaultCooldownDown     = 5 * time.Minute
+	DefaultFailureThreshold = 3
+	DefaultScaleConcurrency = 4
+)
+
+// Options tune a load.
+type Options struct {
+	// LookupEnv expands ${VAR}; os.LookupEnv when nil.
+	LookupEnv func(string) (string, bool)
+	// Override returns a value for a daemon setting given by flag or environment
+	// (keys: listen, state_dir, log.level, log.format, policy_dir, docker.host, api_token,
+	// scale_concurrency). It wins over the file.
+	Override func(key string) (string, bool)
+}
+
+// OverrideKeys are the daemon settings that flags and AUTOSCALERD_* variables can set.
+var OverrideKeys = []string{"listen", "state_dir", "log.level", "log.format", "policy_dir", "docker.host", "api_token", "scale_concurrency"}
+
+// Load reads the main file at path and every *.yaml in its policy_dir.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse is Load for a main file already in memory (the embedded demo, tests).
+func Parse(file string, data []byte, opts Options) (*Config, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	var errs Errors
+	cfg := &Config{
+		File:             file,
+		Listen:           DefaultListen,
+		StateDir:         DefaultStateDir,
+		Log:              Log{Level: "info", Format: "text"},
+		ScaleConcurrency: DefaultScaleConcurrency,
+		Defaults: Defaults{Tuning: Tuning{
+			Interval:         Duration(DefaultInterval),
+			Timeout:          Duration(DefaultTimeout),
+			Cooldown:         Cooldown{Up: Duration(DefaultCooldownUp), Down: Duration(DefaultCooldownDown)},
+			FailureThreshold: DefaultFailureThreshold,
+		}},
+	}
+	root, ok := parseYAML(file, data, &errs)
+	if ok {
+		d := NewDecoder(file, &errs, opts.LookupEnv)
+		var top struct {
+			*Config  `yaml:",inline"`
+			Policies yaml.Node `yaml:"policies"`
+		}
+		top.Config = cfg
+		d.Decode(root, "", &top)
+		if top.Policies.Kind != 0 {
+			cfg.Policies = decodePolicies(d, &top.Policies, "policies", cfg.Defaults)
+		}
+	}
+	applyOverrides(cfg, opts.Override, &errs)
+	if cfg.PolicyDir != "" {
+		loadPolicyDir(cfg, opts, &errs)
+	}
+	crossCheck(cfg, &errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func parseYAML(file string, data []byte, errs *Errors) (*yaml.Node, bool) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, false // an empty file is an empty config
+		}
+		errs.Add(yamlErrPos(file, err), "", "%s", yamlErrMsg(err))
+		return nil, false
+	}
+	return &root, true
+}
+
+// yamlErrPos digs the line out of yaml.v3's "yaml: line N: msg" syntax errors.
+func yamlErrPos(file string, err error) Pos {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "line "); ok {
+		num, _, _ := strings.Cut(rest, ":")
+		if n, err := strconv.Atoi(num); err == nil {
+			return Pos{File: file, Line: n, Col: 1}
+		}
+	}
+	return Pos{File: file}
+}
+
+func yamlErrMsg(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if _, rest, ok := strings.Cut(msg, "line "); ok {
+		if _, m, ok := strings.Cut(rest, ": "); ok {
+			msg = m
+		}
+	}
+	return "invalid YAML: " + msg
+}
+
+// decodePolicies decodes a list of policies, each starting from the inherited defaults.
+func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []*Policy {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.Errorf(n, path, "expected a list of policies, got %s", describe(n))
+		return nil
+	}
+	var out []*Policy
+	for i, item := range n.Content {
+		p := decodePolicy(d, item, fmt.Sprintf("%s[%d]", path, i), defaults)
+		out = append(out, p)
+	}
+	return out
+}
+
+func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Policy {
+	p := &Policy{Tuning: defaults.Tuning, Min: 1, Pos: d.Pos(resolve(n)), Path: path}
+	d.Decode(n, path, p)
+	for _, q := range p.Queries {
+		if q.Timeout == 0 {
+			q.Timeout = p.Timeout
+		}
+	}
+	return p
+}
+
+// loadPolicyDir adds the policies of every *.yaml / *.yml file in policy_dir, in name order.
+// A file holds either one policy or `policies: [...]`.
+func loadPolicyDir(cfg *Config, opts Options, errs *Errors) {
+	dir := cfg.PolicyDir
+	if !filepath.IsAbs(dir) && cfg.File != "" {
+		dir = filepath.Join(filepath.Dir(cfg.File), dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		errs.Add(Pos{File: cfg.File}, "policy_dir", "cannot read %s: %v", dir, err)
+		return
+	}
+	var files []string
+	for _, e := range entries {
+		if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(e.Name(), ".") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs.Add(Pos{File: f}, "", "cannot read: %v", err)
+			continue
+		}
+		root, ok := parseYAML(f, data, errs)
+		if !ok {
+			continue
+		}
+		d := NewDecoder(f, errs, opts.LookupEnv)
+		root = resolve(root)
+		if root.Kind == yaml.MappingNode && len(root.Content) == 2 && root.Content[0].Value == "policies" {
+			cfg.Policies = append(cfg.Policies, decodePolicies(d, root.Content[1], "policies", cfg.Defaults)...)
+			continue
+		}
+		cfg.Policies = append(cfg.Policies, decodePolicy(d, root, "", cfg.Defaults))
+	}
+}
+
+func applyOverrides(cfg *Config, get func(string) (string, bool), errs *Errors) {
+	if get == nil {
+		return
+	}
+	pos := Pos{File: "(flags or environment)"}
+	for _, key := range OverrideKeys {
+		v, ok := get(key)
+		if !ok {
+			continue
+		}
+		switch key {
+		case "listen":
+			cfg.Listen = v
+		case "state_dir":
+			cfg.StateDir = v
+		case "log.level":
+			cfg.Log.Level = v
+		case "log.format":
+			cfg.Log.Format = v
+		case "policy_dir":
+			cfg.PolicyDir = v
+		case "docker.host":
+			cfg.Docker.Host = v
+		case "api_token":
+			cfg.APIToken = NewSecret(v)
+		case "scale_concurrency":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs.Add(pos, key, "%q is not a whole number", v)
+				continue
+			}
+			cfg.ScaleConcurrency = n
+		}
+	}
+	_, lvl := get("log.level")
+	_, fmtOK := get("log.format")
+	if lvl || fmtOK {
+		cfg.Log.CheckConfig(&Check{d: NewDecoder(pos.File, errs, nil), path: "log"})
+	}
+}
+
+// crossCheck finds mistakes that span policies or files.
+func crossCheck(cfg *Config, errs *Errors) {
+	filePos := Pos{File: cfg.File}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		errs.Add(filePos, "listen", "%q is not a HOST:PORT address", cfg.Listen)
+	} else if !IsLoopback(cfg.Listen) && !cfg.APIToken.IsSet() {
+		errs.Add(filePos, "listen", "%q is not a loopback address: set api_token so the POST endpoints are protected", cfg.Listen)
+	}
+	if cfg.ScaleConcurrency < 1 {
+		errs.Add(filePos, "scale_concurrency", "must be at least 1")
+	}
+	if cfg.HA.Nomad != nil && cfg.HA.Nomad.TTL == 0 {
+		cfg.HA.Nomad.TTL = Duration(15 * time.Second)
+	}
+	names := map[string]*Policy{}
+	targets := map[string]*Policy{}
+	for _, p := range cfg.Policies {
+		if p.Name != "" {
+			if first, dup := names[p.Name]; dup {
+				errs.Add(p.Pos, JoinPath(p.Path, "name"), "duplicate policy name %q (first defined at %s)", p.Name, first.Pos)
+			} else {
+				names[p.Name] = p
+			}
+		}
+		if p.Target.Config != nil {
+			key := p.Target.Key()
+			if first, dup := targets[key]; dup {
+				errs.Add(p.Target.Pos, JoinPath(p.Path, "target"), "policy %q drives the same target as policy %q (%s); two policies may not drive one target", p.Name, first.Name, key)
+			} else {
+				targets[key] = p
+			}
+		}
+	}
+}
+
+// IsLoopback reports whether a listen address only accepts local connections.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,226 @@
+package configs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration written as Go duration text ("30s", "5m", "1h30m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
+
+// MarshalJSON writes the duration as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalConfig implements Unmarshaler.
+func (d *Duration) UnmarshalConfig(dec *Decoder, n *yaml.Node, path string) {
+	s, ok := dec.Scalar(n, path)
+	if !ok {
+		return
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		dec.Errorf(n, path, "%v", err)
+		return
+	}
+	*d = Duration(v)
+}
+
+// ParseDuration parses Go duration text, refusing bare numbers (is "30" seconds or minutes?)
+// and negative values.
+func ParseDuration(s string) (time.Duration, error) {
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("%q is not a duration (use %ss)", s, s)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (use e.g. 30s, 5m, 1h30m)", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q: a duration must not be negative", s)
+	}
+	return v, nil
+}
+
+// FormatDuration prints a duration without the zero units Go adds ("5m", not "5m0s").
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// Secret is a string that never reaches logs, status output or metrics. In the file it is
+// a plain string (usually "${VAR}") or { file: /run/secrets/x }.
+type Secret struct {
+	value string
+	file  string
+}
+
+// NewSecret wraps a value, for secrets that come from flags or the environment.
+func NewSecret(v string) Secret { return Secret{value: v} }
+
+// Value returns the secret itself. Only pass it to the system that needs it.
+func (s Secret) Value() string { return s.value }
+
+// IsSet reports whether a secret was given.
+func (s Secret) IsSet() bool { return s.value != "" }
+
+// String hides the value.
+func (s Secret) String() string {
+	if s.value == "" {
+		return ""
+	}
+	return "<redacted>"
+}
+
+// MarshalJSON hides the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// UnmarshalConfig implements Unmarshaler.
+func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.MappingNode {
+		var ref struct {
+			File string `yaml:"file" required:"true"`
+		}
+		d.Decode(n, path, &ref)
+		if ref.File == "" {
+			return
+		}
+		b, err := os.ReadFile(ref.File)
+		if err != nil {
+			d.Errorf(n, JoinPath(path, "file"), "cannot read secret: %v", err)
+			return
+		}
+		s.value, s.file = strings.TrimRight(string(b), "\r\n"), ref.File
+		return
+	}
+	if v, ok := d.Scalar(n, path); ok {
+		s.value = v
+	}
+}
+
+// Expr is an expression's source text and where it starts in the file, so compile errors
+// can point into it.
+type Expr struct {
+	Src string
+	Pos Pos
+	// Inline is true when Src sits on one line at Pos (plain or quoted scalar), so a column
+	// inside the expression maps to a file column.
+	Inline bool
+}
+
+// IsSet reports whether an expression was given.
+func (e Expr) IsSet() bool { return strings.TrimSpace(e.Src) != "" }
+
+// UnmarshalConfig implements Unmarshaler.
+func (e *Expr) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	s, ok := d.Scalar(n, path)
+	if !ok {
+		return
+	}
+	e.Src, e.Pos = s, d.Pos(n)
+	switch n.Style {
+	case 0, yaml.TaggedStyle:
+		e.Inline = !strings.Contains(s, "\n")
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		e.Inline = !strings.Contains(s, "\n")
+		e.Pos.Col++
+	}
+}
+
+// Step caps the change of one scaling action: a count, or a percentage of the current count.
+type Step struct {
+	Value   float64
+	Percent bool
+}
+
+// IsSet reports whether a limit was given (zero means unlimited).
+func (s Step) IsSet() bool { return s.Value > 0 }
+
+func (s Step) String() string {
+	if s.Percent {
+		return strconv.FormatFloat(s.Value, 'f', -1, 64) + "%"
+	}
+	return strconv.FormatFloat(s.Value, 'f', -1, 64)
+}
+
+// Limit returns how many replicas one action may add or remove from current.
+func (s Step) Limit(current int) int {
+	if !s.IsSet() {
+		return -1
+	}
+	if !s.Percent {
+		return int(s.Value)
+	}
+	n := int(float64(current)*s.Value/100 + 0.999999)
+	return max(n, 1)
+}
+
+// UnmarshalConfig implements Unmarshaler.
+func (s *Step) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	v, ok := d.Scalar(n, path)
+	if !ok {
+		return
+	}
+	num, pct := strings.CutSuffix(strings.TrimSpace(v), "%")
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f <= 0 || (!pct && f != float64(int(f))) {
+		d.Errorf(n, path, "%q is not a positive count or percentage (use e.g. 2 or \"50%%\")", v)
+		return
+	}
+	s.Value, s.Percent = f, pct
+}
+
+// OnError says what a policy does when its queries fail: hold (the default), or move
+// towards a fixed count after FailureThreshold failed ticks.
+type OnError struct {
+	// Replicas is the fallback count; nil means hold.
+	Replicas *int
+}
+
+func (o OnError) String() string {
+	if o.Replicas == nil {
+		return "hold"
+	}
+	return fmt.Sprintf("replicas: %d", *o.Replicas)
+}
+
+// UnmarshalConfig implements Unmarshaler.
+func (o *OnError) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.ScalarNode {
+		v, ok := d.Scalar(n, path)
+		if !ok {
+			return
+		}
+		if v != "hold" {
+			d.Errorf(n, path, "%q is not an error policy (use hold or { replicas: N })", v)
+			return
+		}
+		o.Replicas = nil
+		return
+	}
+	var f struct {
+		Replicas *int `yaml:"replicas" required:"true"`
+	}
+	d.Decode(n, path, &f)
+	if f.Replicas != nil && *f.Replicas < 0 {
+		d.Errorf(n, JoinPath(path, "replicas"), "must not be negative")
+		return
+	}
+	o.Replicas = f.Replicas
+}

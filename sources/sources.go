@@ -1,0 +1,113 @@
+// Package sources defines what a query kind implements and keeps the registry of kinds.
+// Each kind lives in its own folder (sources/<kind>) and registers itself from init();
+// sources/all imports them all.
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+)
+
+// Source yields one number per evaluation. Value is called from one goroutine at a time
+// per Source, but a Source may share connections with others through Deps.Shared.
+type Source interface {
+	Value(ctx context.Context) (float64, error)
+}
+
+// Deps is what a source may use besides its own config.
+type Deps struct {
+	Logger *slog.Logger
+	// Policy and Query name the query, for error messages.
+	Policy string
+	Query  string
+	// Shared holds connections and pools shared across queries, policies and reloads.
+	Shared *Shared
+	// Target is the policy's target, for sources that look at its replicas (docker_stats).
+	Target any
+	// Global is the daemon configuration (docker.host and the like).
+	Global *configs.Config
+}
+
+type kind struct {
+	sample string
+	build  func(cfg any, deps Deps) (Source, error)
+}
+
+var (
+	mu    sync.RWMutex
+	kinds = map[string]kind{}
+)
+
+// Register makes a query kind available. newConfig returns a fresh config with its
+// defaults; build turns a decoded, checked config into a Source without doing any I/O
+// (connections are opened lazily, so `validate` touches nothing). sample is the kind's
+// sample.conf, shown by its README and `autoscalerd sample`.
+func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Source, error)) {
+	mu.Lock()
+	defer mu.Unlock()
+	kinds[name] = kind{sample: sample, build: func(cfg any, deps Deps) (Source, error) {
+		return build(cfg.(*C), deps)
+	}}
+	configs.RegisterSource(name, func() any { return newConfig() })
+}
+
+// Sample returns the sample config of a kind.
+func Sample(name string) (string, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k.sample, ok
+}
+
+// New builds the source for a query.
+func New(q *configs.Query, deps Deps) (Source, error) {
+	mu.RLock()
+	k, ok := kinds[q.Kind]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown query kind %q", q.Kind)
+	}
+	deps.Query = q.Name
+	return k.build(q.Config, deps)
+}
+
+// Read asks src for one value within timeout and checks it: NaN, infinite and negative
+// values are errors, never numbers to scale on.
+func Read(ctx context.Context, src Source, timeout time.Duration) (float64, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	v, err := src.Value(ctx)
+	switch {
+	case err != nil:
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return 0, fmt.Errorf("timed out after %s: %w", configs.FormatDuration(timeout), err)
+		}
+		return 0, err
+	case math.IsNaN(v):
+		return 0, errors.New("value is NaN")
+	case math.IsInf(v, 0):
+		return 0, errors.New("value is infinite")
+	case v < 0:
+		return 0, fmt.Errorf("value %g is negative", v)
+	}
+	return v, nil
+}
+
+// Close closes src if it holds resources.
+func Close(src Source) error {
+	if c, ok := src.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+// Package targets defines what a scalable thing implements and keeps the registry of
+// target kinds. Each kind lives in targets/<kind> and registers itself from init();
+// targets/all imports them all.
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+)
+
+// Status is what a target reports about itself.
+type Status struct {
+	// Replicas is the current count the policy decides from (compose: running containers;
+	// swarm and nomad: the desired count).
+	Replicas int
+	// Ready is how many replicas are up and serving, or -1 when the target can't tell.
+	Ready int
+}
+
+// Reason travels with a scaling action so targets can record why (Nomad scaling events).
+type Reason struct {
+	Policy  string
+	Message string
+}
+
+// Target is one scalable thing. Methods may be called concurrently with each other only
+// through Watch; Status and Scale are called from the policy's own goroutine.
+type Target interface {
+	Status(ctx context.Context) (Status, error)
+	// Scale sets the replica count. It returns when the change is made (or failed).
+	Scale(ctx context.Context, replicas int, why Reason) error
+}
+
+// ErrNoop is returned (wrapped) by Scale when the target cannot act right now for a
+// reason that will pass (an active Nomad deployment): the engine retries next tick and
+// starts no cooldown.
+var ErrNoop = errors.New("no-op")
+
+// Closer is implemented by targets that hold resources or children. Close is called when
+// the policy is removed or its target changes, and at shutdown.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Watcher is implemented by targets that can notice outside changes (Docker events) and
+// ask for an early evaluation. Watch runs until ctx ends.
+type Watcher interface {
+	Watch(ctx context.Context, changed func()) error
+}
+
+// Deps is what a target may use besides its own config.
+type Deps struct {
+	Logger *slog.Logger
+	Policy string
+	Global *configs.Config
+}
+
+type kind struct {
+	sample string
+	build  func(cfg any, deps Deps) (Target, error)
+}
+
+var (
+	mu    sync.RWMutex
+	kinds = map[string]kind{}
+)
+
+// Register makes a target kind available. newConfig returns a fresh config with its
+// defaults (it must implement configs.Keyed); build makes the Target without I/O.
+func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Target, error)) {
+	mu.Lock()
+	defer mu.Unlock()
+	kinds[name] = kind{sample: sample, build: func(cfg any, deps Deps) (Target, error) {
+		return build(cfg.(*C), deps)
+	}}
+	configs.RegisterTarget(name, func() any { return newConfig() })
+}
+
+// Sample returns the sample config of a kind.
+func Sample(name string) (string, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k.sample, ok
+}
+
+// New builds the target of a policy.
+func New(t configs.Target, deps Deps) (Target, error) {
+	mu.RLock()
+	k, ok := kinds[t.Kind]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown target kind %q", t.Kind)
+	}
+	return k.build(t.Config, deps)
+}
