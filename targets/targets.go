@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
 )
@@ -51,6 +52,24 @@ type Closer interface {
 // ask for an early evaluation. Watch runs until ctx ends.
 type Watcher interface {
 	Watch(ctx context.Context, changed func()) error
+}
+
+// Historian is implemented by targets that remember their own scaling actions (Nomad
+// keeps scaling events per task group). At start the engine asks for the latest action;
+// when it is newer than the persisted state it counts as the policy's last action, so a
+// daemon restarted on another node, or a scale by someone else, never shortens a cooldown.
+type Historian interface {
+	// LastScaled returns the most recent successful scaling action; ok is false when the
+	// target has none on record.
+	LastScaled(ctx context.Context) (last Scaling, ok bool, err error)
+}
+
+// Scaling is one past scaling action, as a Historian remembers it.
+type Scaling struct {
+	At       time.Time
+	From, To int
+	// Message is the reason recorded with the action ("" if none was given).
+	Message string
 }
 
 // Deps is what a target may use besides its own config.
