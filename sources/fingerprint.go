@@ -1,0 +1,16 @@
+package sources
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Fingerprint stands for a secret inside a Shared key: two configs with different
+// passwords must not share a connection, but the key itself must be safe to print.
+func Fingerprint(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:8])
+}
