@@ -1,0 +1,435 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Hold is the action of a decision that leaves the count as it is.
+const Hold = "hold"
+
+// Value is one query's result for a tick: a number, or the error that replaced it.
+type Value struct {
+	V   float64
+	Err error
+}
+
+// Inputs is what one tick observed.
+type Inputs struct {
+	// Values holds one entry per query, in the order of Policy.Queries.
+	Values []Value
+	// Current is the target's replica count.
+	Current int
+}
+
+// Decision is the outcome of one tick, with the reason chain that explains it.
+type Decision struct {
+	Time time.Time
+	// From is the count observed; To the count after this decision (From when holding).
+	From, To int
+	Action   string // up, down or hold
+	// Raw is the expression's value (NaN when it could not be evaluated).
+	Raw float64
+	// Desired is the clamped count the policy asked for, -1 when there was none.
+	Desired  int
+	Min, Max int
+	Reason   string
+	// Err is the evaluation error, if the expression could not be evaluated.
+	Err    string
+	DryRun bool
+}
+
+// Decide runs the decision pipeline of SPEC §3 for one tick. It consumes st (the caller
+// must use the returned state from then on) and performs no I/O.
+func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
+	d := Decision{Time: now, From: in.Current, To: in.Current, Action: Hold, Raw: math.NaN(), Desired: -1, DryRun: p.DryRun}
+	var why chain
+	cur := in.Current
+
+	failed := 0
+	for i, v := range in.Values {
+		if v.Err != nil {
+			failed++
+			why.addf("%s failed: %v", p.Queries[i], v.Err)
+			continue
+		}
+		why.addf("%s=%s", p.Queries[i], formatNum(v.V))
+		if p.windows[i] > 0 {
+			st.addSample(p.Queries[i], now, v.V, p.windows[i])
+		}
+	}
+	partial := failed > 0
+
+	adopted := st.Known && cur != st.Expected
+	if adopted {
+		why.addf("observed %d replicas, expected %d: adopting the change made outside autoscalerd", cur, st.Expected)
+		dir := Up
+		if cur < st.Expected {
+			dir = Down
+		}
+		st.LastAction, st.LastDirection = now, dir
+		if dir == Up {
+			st.LastUp = now
+		}
+	}
+
+	lo, hi := p.bounds(now, &why)
+	d.Min, d.Max = lo, hi
+
+	env := st.evalEnv(p, now)
+	desired := -1
+	raw, err := env.replicas(p, in, cur, lo, hi)
+	if err == nil {
+		d.Raw = raw
+		n := ceilCount(raw)
+		var b strings.Builder
+		p.replicas.render(&b, in.Values)
+		b.WriteString("=")
+		b.WriteString(formatNum(raw))
+		if float64(n) != raw {
+			fmt.Fprintf(&b, "↑%d", n)
+		}
+		why.add(b.String())
+		desired = clamp(n, lo, hi)
+		why.addf("clamp[%d,%d]=%d", lo, hi, desired)
+	} else {
+		d.Err = err.Error()
+		why.addf("expression: %v", err)
+	}
+
+	if partial || err != nil {
+		st.Failures++
+	} else {
+		st.Failures = 0
+	}
+	fallback := false
+	if (partial || err != nil) && p.Fallback != nil && st.Failures >= p.FailureThreshold {
+		fb := clamp(*p.Fallback, lo, hi)
+		fallback = true
+		why.addf("on_error: %d failed ticks ≥ %d → fallback %d", st.Failures, p.FailureThreshold, fb)
+		desired = max(desired, fb)
+	}
+
+	bypassUp := false
+	if p.activation != nil && desired >= 0 {
+		active, aerr := env.activation(p, in, cur, lo, hi)
+		switch {
+		case aerr != nil && !fallback:
+			why.addf("activation: %v", aerr)
+			desired = -1
+		case aerr != nil:
+		case active:
+			if desired < 1 {
+				desired = clamp(1, 1, max(hi, 1))
+			}
+			bypassUp = cur == 0
+			why.addf("active → %d", desired)
+		default:
+			desired = 0
+			why.add("inactive → 0")
+		}
+	}
+	d.Desired = desired
+
+	// The stabilisation history. A tick with missing data or no desired count records the
+	// current count, so it can never argue for a scale-down later.
+	rec := desired
+	if rec < 0 || (partial && !fallback && rec < cur) {
+		rec = cur
+	}
+	st.addRec(now, rec, p.historyWindow(), 3*p.Interval+30*time.Second)
+	st.LastTick = now
+
+	switch {
+	case adopted:
+		why.add("hold this tick")
+	case desired < 0:
+		why.addf("no desired count → hold at %d", cur)
+	case desired == cur:
+		why.addf("hold at %d", cur)
+	case desired > cur:
+		d.To = p.scaleUp(&st, &why, cur, desired, now, bypassUp)
+	default:
+		if partial && !fallback {
+			why.add("a query failed: never scale down on partial data → hold")
+		} else {
+			d.To = p.scaleDown(&st, &why, cur, now)
+		}
+	}
+
+	if d.To != cur && st.Paused {
+		why.addf("paused (would scale %d→%d) → hold", cur, d.To)
+		d.To = cur
+	}
+	switch {
+	case d.To > cur:
+		d.Action = Up
+	case d.To < cur:
+		d.Action = Down
+	}
+	if d.Action != Hold {
+		st.LastAction, st.LastDirection = now, d.Action
+		if d.Action == Up {
+			st.LastUp = now
+		}
+		if p.DryRun {
+			why.addf("dry run: would scale %d→%d", cur, d.To)
+		} else {
+			why.addf("scale %d→%d", cur, d.To)
+		}
+	}
+	st.Known = true
+	st.Expected = d.To
+	if p.DryRun {
+		st.Expected = cur // the target is never touched
+	}
+	d.Reason = why.String()
+	return d, st
+}
+
+func (p *Policy) scaleUp(st *State, why *chain, cur, desired int, now time.Time, bypass bool) int {
+	target := desired
+	if p.StabilizationUp > 0 && !bypass {
+		if !st.recsCover(now, p.StabilizationUp) {
+			why.addf("stabilization.up: demand seen for %s of %s → hold", fmtDur(st.recsSince(now)), fmtDur(p.StabilizationUp))
+			return cur
+		}
+		lo, _ := st.recsRange(now, p.StabilizationUp)
+		if lo <= cur {
+			why.addf("stabilization.up: lowest desired in %s is %d → hold", fmtDur(p.StabilizationUp), lo)
+			return cur
+		}
+		target = lo
+		why.addf("stabilization.up: lowest in %s=%d", fmtDur(p.StabilizationUp), lo)
+	}
+	switch {
+	case bypass:
+		why.add("activation: 0→1 skips cooldown.up")
+	case !st.LastAction.IsZero() && now.Sub(st.LastAction) < p.CooldownUp:
+		why.addf("cooldown.up: %s left → hold", fmtDur(p.CooldownUp-now.Sub(st.LastAction)))
+		return cur
+	default:
+		why.add("cooldown.up ok")
+	}
+	if lim := p.StepUp.Limit(cur); lim >= 0 && target > cur+lim {
+		target = cur + lim
+		why.addf("step.up %s → %d", p.StepUp, target)
+	}
+	return target
+}
+
+func (p *Policy) scaleDown(st *State, why *chain, cur int, now time.Time) int {
+	if !st.LastUp.IsZero() && now.Sub(st.LastUp) < p.CooldownDown {
+		why.addf("cooldown.down: %s left since the last scale-up → hold", fmtDur(p.CooldownDown-now.Sub(st.LastUp)))
+		return cur
+	}
+	target := 0
+	if w := p.CooldownDown; w > 0 {
+		if !st.recsCover(now, w) {
+			why.addf("cooldown.down: below %d for %s of %s → hold", cur, fmtDur(st.recsSince(now)), fmtDur(w))
+			return cur
+		}
+		_, hi := st.recsRange(now, w)
+		if hi >= cur {
+			why.addf("cooldown.down: wanted %d within the last %s → hold", hi, fmtDur(w))
+			return cur
+		}
+		target = hi
+		why.addf("cooldown.down ok: highest in %s=%d", fmtDur(w), hi)
+	} else {
+		_, target = st.recsRange(now, 0)
+	}
+	if lim := p.StepDown.Limit(cur); lim >= 0 && target < cur-lim {
+		target = cur - lim
+		why.addf("step.down %s → %d", p.StepDown, target)
+	}
+	return target
+}
+
+// bounds returns min and max at now, raised or changed by active schedules. Several active
+// schedules: the highest floor and the highest ceiling win (more capacity is the safe side).
+func (p *Policy) bounds(now time.Time, why *chain) (lo, hi int) {
+	lo, hi = p.Min, p.Max
+	schedMax := -1
+	for i := range p.Schedules {
+		s := &p.Schedules[i]
+		if !s.ActiveAt(now) {
+			continue
+		}
+		if s.Min != nil && *s.Min > lo {
+			lo = *s.Min
+		}
+		if s.Max != nil && *s.Max > schedMax {
+			schedMax = *s.Max
+		}
+		why.addf("schedule %q active", s.Cron)
+	}
+	if schedMax >= 0 {
+		hi = schedMax
+	}
+	return lo, max(hi, lo)
+}
+
+func clamp(n, lo, hi int) int { return min(max(n, lo), hi) }
+
+// ceilCount rounds an expression value up to a replica count, forgiving float noise
+// (3.0000000001 is 3) and treating negative values as zero.
+func ceilCount(raw float64) int {
+	if raw <= 0 {
+		return 0
+	}
+	if raw > 1e9 {
+		return 1e9
+	}
+	return int(math.Ceil(raw - 1e-9))
+}
+
+func fmtDur(d time.Duration) string {
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	}
+	return configs.FormatDuration(d)
+}
+
+// chain builds the human-readable reason: "queued=350 → ceil(350 / 100)=4 → ...".
+type chain struct{ b strings.Builder }
+
+func (c *chain) add(s string) {
+	if c.b.Len() > 0 {
+		c.b.WriteString(" → ")
+	}
+	c.b.WriteString(s)
+}
+
+func (c *chain) addf(format string, args ...any) { c.add(fmt.Sprintf(format, args...)) }
+
+func (c *chain) String() string { return c.b.String() }
+
+// evalEnv is the expression's scope, reused across ticks.
+type evalEnv struct {
+	vars    map[string]any
+	samples map[string][]Sample
+	now     time.Time
+	vm      vm.VM
+}
+
+func (s *State) evalEnv(p *Policy, now time.Time) *evalEnv {
+	if s.env == nil {
+		s.env = newEvalEnv(p)
+	}
+	s.env.samples, s.env.now = s.Samples, now
+	return s.env
+}
+
+var errNoSamples = errors.New("no samples in the window yet")
+
+func newEvalEnv(p *Policy) *evalEnv {
+	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8)}
+	window := func(name string, secs float64) []Sample {
+		xs := e.samples[name]
+		from := e.now.Add(-time.Duration(secs * float64(time.Second)))
+		i := len(xs)
+		for i > 0 && xs[i-1].T.After(from) {
+			i--
+		}
+		return xs[i:]
+	}
+	e.vars["avg_over"] = func(q string, secs float64) (float64, error) {
+		xs := window(q, secs)
+		if len(xs) == 0 {
+			return 0, fmt.Errorf("avg_over(%s): %w", q, errNoSamples)
+		}
+		sum := 0.0
+		for _, x := range xs {
+			sum += x.V
+		}
+		return sum / float64(len(xs)), nil
+	}
+	e.vars["max_over"] = func(q string, secs float64) (float64, error) {
+		xs := window(q, secs)
+		if len(xs) == 0 {
+			return 0, fmt.Errorf("max_over(%s): %w", q, errNoSamples)
+		}
+		m := xs[0].V
+		for _, x := range xs[1:] {
+			m = max(m, x.V)
+		}
+		return m, nil
+	}
+	e.vars["min_over"] = func(q string, secs float64) (float64, error) {
+		xs := window(q, secs)
+		if len(xs) == 0 {
+			return 0, fmt.Errorf("min_over(%s): %w", q, errNoSamples)
+		}
+		m := xs[0].V
+		for _, x := range xs[1:] {
+			m = min(m, x.V)
+		}
+		return m, nil
+	}
+	e.vars["rate"] = func(q string, secs float64) (float64, error) {
+		xs := window(q, secs)
+		if len(xs) < 2 {
+			return 0, fmt.Errorf("rate(%s): needs two samples in the window", q)
+		}
+		first, last := xs[0], xs[len(xs)-1]
+		return (last.V - first.V) / last.T.Sub(first.T).Seconds(), nil
+	}
+	return e
+}
+
+func (e *evalEnv) bind(p *Policy, in Inputs, cur, lo, hi int) {
+	for i, name := range p.Queries {
+		if v := in.Values[i]; v.Err == nil {
+			e.vars[name] = v.V
+		} else {
+			e.vars[name] = nil
+		}
+	}
+	e.vars[varCurrent] = float64(cur)
+	e.vars[varMin] = float64(lo)
+	e.vars[varMax] = float64(hi)
+}
+
+func (e *evalEnv) replicas(p *Policy, in Inputs, cur, lo, hi int) (float64, error) {
+	e.bind(p, in, cur, lo, hi)
+	out, err := e.vm.Run(p.replicas.prog, e.vars)
+	if err != nil {
+		return 0, shortExprErr(err)
+	}
+	f, ok := out.(float64)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("result %v is not a number", out)
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, fmt.Errorf("result %v is not a finite number", f)
+	}
+	return f, nil
+}
+
+func (e *evalEnv) activation(p *Policy, in Inputs, cur, lo, hi int) (bool, error) {
+	e.bind(p, in, cur, lo, hi)
+	out, err := e.vm.Run(p.activation.prog, e.vars)
+	if err != nil {
+		return false, shortExprErr(err)
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("result %v is not true or false", out)
+	}
+	return b, nil
+}
+
+// shortExprErr keeps the first line of expr's runtime errors (the rest is a source snippet).
+func shortExprErr(err error) error {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	msg = strings.ReplaceAll(msg, varMin, "min")
+	msg = strings.ReplaceAll(msg, varMax, "max")
+	return errors.New(msg)
+}

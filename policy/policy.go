@@ -1,0 +1,106 @@
+// Package policy turns a policy's configuration into decisions: the expression, the
+// decision pipeline (SPEC §3), the persisted state, and the engine that runs one loop per
+// policy against real sources and targets.
+//
+// The pipeline (Decide) is a pure function of (policy, state, inputs, now): it does no I/O
+// and reads no clock, so the live engine, `simulate` and the property tests share it.
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+)
+
+// Policy is a compiled policy: everything Decide needs, checked once at load time.
+type Policy struct {
+	Name   string
+	Config *configs.Policy
+	// Queries are the query names in file order; inputs are indexed the same way.
+	Queries []string
+
+	Min, Max         int
+	Interval         time.Duration
+	CooldownUp       time.Duration
+	CooldownDown     time.Duration
+	StabilizationUp  time.Duration
+	StepUp, StepDown configs.Step
+	Schedules        []configs.Schedule
+	// Fallback is on_error's replicas (nil: hold).
+	Fallback         *int
+	FailureThreshold int
+	DryRun           bool
+
+	replicas   *program
+	activation *program
+	// windows[i] is how much sample history query i needs for window functions.
+	windows []time.Duration
+}
+
+// Compile compiles every policy of a loaded configuration, reporting all errors together.
+func Compile(cfg *configs.Config) ([]*Policy, error) {
+	var errs configs.Errors
+	out := make([]*Policy, 0, len(cfg.Policies))
+	for _, pc := range cfg.Policies {
+		p, perrs := CompilePolicy(pc)
+		errs = append(errs, perrs...)
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CompilePolicy compiles one policy's expressions and settles its settings.
+func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
+	p := &Policy{
+		Name:             pc.Name,
+		Config:           pc,
+		Min:              pc.Min,
+		Max:              pc.Max,
+		Interval:         pc.Interval.D(),
+		CooldownUp:       pc.Cooldown.Up.D(),
+		CooldownDown:     pc.Cooldown.Down.D(),
+		StabilizationUp:  pc.Stabilization.Up.D(),
+		StepUp:           pc.Step.Up,
+		StepDown:         pc.Step.Down,
+		Schedules:        pc.Schedule,
+		Fallback:         pc.OnError.Replicas,
+		FailureThreshold: pc.FailureThreshold,
+		DryRun:           pc.DryRun,
+	}
+	for _, q := range pc.Queries {
+		p.Queries = append(p.Queries, q.Name)
+	}
+	var errs configs.Errors
+	prog, windows, e := compileExpr(pc.Replicas, configs.JoinPath(pc.Path, "replicas"), p.Queries, false)
+	errs = append(errs, e...)
+	p.replicas = prog
+	p.windows = make([]time.Duration, len(p.Queries))
+	merge := func(w map[string]time.Duration) {
+		for i, q := range p.Queries {
+			p.windows[i] = max(p.windows[i], w[q])
+		}
+	}
+	merge(windows)
+	if pc.Activation.IsSet() {
+		act, w, e := compileExpr(pc.Activation, configs.JoinPath(pc.Path, "activation"), p.Queries, true)
+		errs = append(errs, e...)
+		p.activation = act
+		merge(w)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// String names the policy for logs.
+func (p *Policy) String() string { return fmt.Sprintf("policy %q", p.Name) }
+
+// historyWindow is how long the recommendation history must reach back.
+func (p *Policy) historyWindow() time.Duration { return max(p.CooldownDown, p.StabilizationUp) }

@@ -1,0 +1,126 @@
+package policy
+
+import (
+	"time"
+)
+
+// Direction of a scaling action.
+const (
+	Up   = "up"
+	Down = "down"
+)
+
+// Rec says the policy wanted V replicas from T until the next Rec (run-length encoded, so
+// a steady demand costs one entry however long it lasts).
+type Rec struct {
+	T time.Time `json:"t"`
+	V int       `json:"v"`
+}
+
+// Sample is one query value, for window functions.
+type Sample struct {
+	T time.Time `json:"t"`
+	V float64   `json:"v"`
+}
+
+// State is what a policy remembers between ticks. It is persisted in state_dir so that a
+// restart never shortens a cooldown or forgets the stabilisation window.
+type State struct {
+	// LastAction is the time of the last scaling action, ours or one adopted from outside.
+	LastAction    time.Time `json:"last_action,omitzero"`
+	LastDirection string    `json:"last_direction,omitempty"`
+	// LastUp is the time of the last scale-up: no scale-down within cooldown.down of it.
+	LastUp time.Time `json:"last_scale_up,omitzero"`
+	// Expected is the count the target should have; a different observed count was
+	// changed outside autoscalerd. Known says Expected is meaningful.
+	Expected int  `json:"expected"`
+	Known    bool `json:"known"`
+	// Failures counts consecutive ticks whose queries or expression failed.
+	Failures int  `json:"failures,omitempty"`
+	Paused   bool `json:"paused,omitempty"`
+	// LastTick is the time of the last evaluation; a gap in ticks breaks the history.
+	LastTick time.Time `json:"last_tick,omitzero"`
+	// Recs is the desired-count history the cooldown and stabilisation windows look at.
+	Recs []Rec `json:"recommendations,omitempty"`
+	// Samples holds query values for window functions, by query name.
+	Samples map[string][]Sample `json:"samples,omitempty"`
+
+	env *evalEnv // scratch for the expression, rebuilt as needed; never persisted
+}
+
+// addRec records the desired count at now. History older than keep is dropped, and a gap
+// longer than maxGap since the previous tick restarts the history: the daemon was not
+// watching, so it cannot claim demand was low all along.
+func (s *State) addRec(now time.Time, v int, keep, maxGap time.Duration) {
+	if len(s.Recs) > 0 && now.Sub(s.LastTick) > maxGap {
+		s.Recs = s.Recs[:0]
+	}
+	if n := len(s.Recs); n == 0 || s.Recs[n-1].V != v {
+		s.Recs = append(s.Recs, Rec{T: now, V: v})
+	}
+	cut := now.Add(-keep)
+	drop := 0
+	for drop+1 < len(s.Recs) && !s.Recs[drop+1].T.After(cut) {
+		drop++
+	}
+	if drop > 0 {
+		s.Recs = append(s.Recs[:0], s.Recs[drop:]...)
+	}
+}
+
+// recsCover reports whether the history reaches back over the whole window ending at now.
+func (s *State) recsCover(now time.Time, window time.Duration) bool {
+	return len(s.Recs) > 0 && !s.Recs[0].T.After(now.Add(-window))
+}
+
+// recsSince returns the covered span of history in the window, for reasons.
+func (s *State) recsSince(now time.Time) time.Duration {
+	if len(s.Recs) == 0 {
+		return 0
+	}
+	return now.Sub(s.Recs[0].T)
+}
+
+// recsRange returns the lowest and highest desired count in (now-window, now].
+func (s *State) recsRange(now time.Time, window time.Duration) (lo, hi int) {
+	from := now.Add(-window)
+	lo, hi = 1<<31-1, -1
+	for i := len(s.Recs) - 1; i >= 0; i-- {
+		r := s.Recs[i]
+		lo, hi = min(lo, r.V), max(hi, r.V)
+		if !r.T.After(from) {
+			break
+		}
+	}
+	return lo, hi
+}
+
+// addSample records a query value and drops samples older than keep.
+func (s *State) addSample(name string, now time.Time, v float64, keep time.Duration) {
+	if s.Samples == nil {
+		s.Samples = map[string][]Sample{}
+	}
+	xs := append(s.Samples[name], Sample{T: now, V: v})
+	cut := now.Add(-keep)
+	drop := 0
+	for drop < len(xs) && !xs[drop].T.After(cut) {
+		drop++
+	}
+	if drop > len(xs)/2 && drop > 16 {
+		xs = append(xs[:0:0], xs[drop:]...) // reallocate so the dropped prefix is freed
+	} else {
+		xs = xs[drop:]
+	}
+	s.Samples[name] = xs
+}
+
+// samplesIn returns the samples of a query in (now-window, now].
+func (s *State) samplesIn(name string, now time.Time, window time.Duration) []Sample {
+	xs := s.Samples[name]
+	from := now.Add(-window)
+	i := len(xs)
+	for i > 0 && xs[i-1].T.After(from) {
+		i--
+	}
+	return xs[i:]
+}
