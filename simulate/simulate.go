@@ -142,9 +142,9 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		replicas = opts.StartReplicas
 	}
 	var (
-		st    policy.State
-		out   []Tick
-		row   int
+		st  policy.State
+		out []Tick
+		row int
 	)
 	for now := start; !now.After(end); now = now.Add(p.Interval) {
 		for row+1 < len(tr.Times) && !tr.Times[row+1].After(now) {
