@@ -1,0 +1,301 @@
+package httpsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
+)
+
+// MaxBody caps how much of a response is read. A metrics endpoint answers in kilobytes;
+// a misconfigured URL pointing at a file server must not fill the daemon's memory.
+const MaxBody = 10 << 20
+
+// snippetLen is how much of an unexpected response body an error message quotes.
+const snippetLen = 200
+
+// Endpoint is one HTTP request, sent anew on every evaluation. The http kind decodes it
+// from the file; kinds built on an HTTP API (hatchet) fill it in themselves.
+type Endpoint struct {
+	URL    string `yaml:"url" required:"true"`
+	Method string `yaml:"method"`
+	// Headers are Secrets because they usually carry API keys: they may come from a file,
+	// and they never reach a log.
+	Headers     map[string]configs.Secret `yaml:"headers"`
+	Body        string                    `yaml:"body"`
+	BearerToken configs.Secret            `yaml:"bearer_token"`
+	BasicAuth   *BasicAuth                `yaml:"basic_auth"`
+	TLS         configs.TLS               `yaml:"tls"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username string         `yaml:"username" required:"true"`
+	Password configs.Secret `yaml:"password"`
+}
+
+// methods are the methods a query may use. HEAD has no body to read a value from, and the
+// rest change things on the server, which a query must never do.
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch}
+
+// CheckConfig implements configs.Checker.
+func (e *Endpoint) CheckConfig(c *configs.Check) {
+	if c.Has("url") {
+		if err := checkURL(e.URL); err != nil {
+			c.Errorf("url", "%v", err)
+		}
+	}
+	known := false
+	for _, m := range methods {
+		known = known || e.Method == m
+	}
+	if !known {
+		c.Errorf("method", "%q is not a method a query can use (use %s)", e.Method, strings.Join(methods, ", "))
+	}
+	if e.BearerToken.IsSet() && e.BasicAuth != nil {
+		c.Errorf("bearer_token", "give bearer_token or basic_auth, not both")
+	}
+	for name := range e.Headers {
+		if http.CanonicalHeaderKey(name) == "Authorization" && (e.BearerToken.IsSet() || e.BasicAuth != nil) {
+			c.Errorf("headers", "sets Authorization as well as bearer_token or basic_auth; keep one")
+		}
+		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " :\t\r\n") {
+			c.Errorf("headers", "%q is not a header name", name)
+		}
+	}
+}
+
+// checkURL accepts absolute http(s) URLs. Its messages never quote the URL unredacted.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the whole URL, credentials included
+		}
+		return fmt.Errorf("not a valid URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%s: want an http:// or https:// URL", RedactURL(raw))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s: no host", RedactURL(raw))
+	}
+	return nil
+}
+
+// Client sends one Endpoint's request. It owns its connection pool (reused between
+// evaluations) and builds it on first use, so constructing a Client does no I/O.
+type Client struct {
+	ep      Endpoint
+	log     *slog.Logger
+	url     string   // redacted, for messages
+	secrets []string // scrubbed from quoted responses, longest first
+
+	mu sync.Mutex
+	hc *http.Client
+	tr *http.Transport
+}
+
+// NewClient returns a client for ep. A nil logger discards.
+func NewClient(ep Endpoint, log *slog.Logger) *Client {
+	if ep.Method == "" {
+		ep.Method = http.MethodGet
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secrets := urlSecrets(ep.URL)
+	secrets = append(secrets, ep.BearerToken.Value())
+	if ep.BasicAuth != nil {
+		secrets = append(secrets, ep.BasicAuth.Password.Value())
+	}
+	for name, v := range ep.Headers {
+		if looksSecret(name) {
+			secrets = append(secrets, v.Value())
+		}
+	}
+	// Longest first: sources.RedactString replaces in order, and one secret may contain
+	// another, which would otherwise leave the longer one's remainder in the text.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	return &Client{ep: ep, log: log, url: RedactURL(ep.URL), secrets: secrets}
+}
+
+// URL is the endpoint's URL with credentials removed, for messages.
+func (c *Client) URL() string { return c.url }
+
+// Scrub removes the client's credentials from text, for callers that quote a response.
+func (c *Client) Scrub(text string) string { return sources.RedactString(text, c.secrets...) }
+
+// StatusError is a response whose status is not 2xx.
+type StatusError struct {
+	Method string
+	URL    string // redacted
+	Code   int
+	Status string // "401 Unauthorized"
+	Body   string // the first bytes, credentials removed
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("%s %s: %s", e.Method, e.URL, e.Status)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Fetch sends the request and returns the body of a 2xx response. Every error names the
+// method and the redacted URL; a non-2xx status is a *StatusError quoting the start of
+// the body, with the client's credentials removed.
+func (c *Client) Fetch(ctx context.Context) ([]byte, error) {
+	body, _, err := c.fetch(ctx)
+	return body, err
+}
+
+// FetchJSON is Fetch for endpoints that answer JSON: a body that is not valid JSON is an
+// error quoting its start and the Content-Type the server claimed.
+func (c *Client) FetchJSON(ctx context.Context) ([]byte, error) {
+	body, ctype, err := c.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !validJSON(body) {
+		what := "response"
+		if ctype != "" {
+			what += " (Content-Type " + ctype + ")"
+		}
+		if len(strings.TrimSpace(string(body))) == 0 {
+			return nil, fmt.Errorf("%s %s: %s is empty, not JSON", c.ep.Method, c.url, what)
+		}
+		return nil, fmt.Errorf("%s %s: %s is not valid JSON: %s", c.ep.Method, c.url, what, c.snippet(body))
+	}
+	return body, nil
+}
+
+func (c *Client) fetch(ctx context.Context) ([]byte, string, error) {
+	hc, err := c.client()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err)
+	}
+	req, err := c.request(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		// url.Error quotes the full URL (query credentials included): keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, "", fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: reading the response: %w", c.ep.Method, c.url, err)
+	}
+	c.log.Debug("http request", "method", c.ep.Method, "url", c.url, "status", resp.StatusCode,
+		"bytes", len(body), "took", time.Since(start).Round(time.Millisecond))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, "", &StatusError{Method: c.ep.Method, URL: c.url, Code: resp.StatusCode, Status: resp.Status, Body: c.snippet(body)}
+	}
+	if len(body) > MaxBody {
+		return nil, "", fmt.Errorf("%s %s: response is larger than %d MiB; point the query at an endpoint that returns less", c.ep.Method, c.url, MaxBody>>20)
+	}
+	return body, resp.Header.Get("Content-Type"), nil
+}
+
+func (c *Client) request(ctx context.Context) (*http.Request, error) {
+	var body io.Reader
+	if c.ep.Body != "" {
+		body = strings.NewReader(c.ep.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.ep.Method, c.ep.URL, body)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err)
+	}
+	req.Header.Set("User-Agent", "autoscalerd")
+	req.Header.Set("Accept", "application/json")
+	if c.ep.Body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for name, v := range c.ep.Headers {
+		if http.CanonicalHeaderKey(name) == "Host" {
+			req.Host = v.Value() // Go sends req.Host, not a Host header
+			continue
+		}
+		req.Header.Set(name, v.Value())
+	}
+	switch {
+	case c.ep.BearerToken.IsSet():
+		req.Header.Set("Authorization", "Bearer "+c.ep.BearerToken.Value())
+	case c.ep.BasicAuth != nil:
+		req.SetBasicAuth(c.ep.BasicAuth.Username, c.ep.BasicAuth.Password.Value())
+	}
+	return req, nil
+}
+
+// client builds the transport on first use: reading TLS files is I/O, which construction
+// must not do. A failure (a missing CA file) is retried on the next evaluation.
+func (c *Client) client() (*http.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hc != nil {
+		return c.hc, nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone() // keeps HTTPS_PROXY and sane dial timeouts
+	tr.MaxIdleConnsPerHost = 2                            // one request per evaluation; keep a spare
+	tr.IdleConnTimeout = 5 * time.Minute                  // outlive long evaluation intervals
+	tr.ResponseHeaderTimeout = 0                          // the query's timeout (ctx) governs
+	if !c.ep.TLS.IsZero() {
+		cfg, err := c.ep.TLS.Client()
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = cfg
+	}
+	c.tr = tr
+	c.hc = &http.Client{Transport: tr}
+	return c.hc, nil
+}
+
+// Close drops the idle connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tr != nil {
+		c.tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+// snippet quotes the start of a body on one line, credentials removed. The whole body is
+// scrubbed before it is cut, so a secret straddling the cut cannot leak half of itself.
+func (c *Client) snippet(body []byte) string {
+	s := c.Scrub(string(body))
+	if len(s) > snippetLen {
+		s = s[:snippetLen]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1] // don't cut a character in half
+		}
+		s += "…"
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
