@@ -2,6 +2,7 @@ package sources
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -24,6 +25,9 @@ func Redact(err error, secrets ...string) error {
 
 // RedactString is Redact for a message.
 func RedactString(s string, secrets ...string) string {
+	// Longest first: one secret may contain another ("Bearer x" and "x").
+	secrets = slices.Clone(secrets)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, secret := range secrets {
 		if secret == "" {
 			continue

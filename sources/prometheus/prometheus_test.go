@@ -1,0 +1,251 @@
+package prometheus
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/sources"
+)
+
+func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
+
+func TestSampleDecodes(t *testing.T) {
+	var q struct {
+		Queries map[string]struct {
+			Prometheus Config `yaml:"prometheus"`
+		} `yaml:"queries"`
+	}
+	if err := plugintest.Decode(t, sample, &q, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newSource(t *testing.T, cfg *Config) sources.Source {
+	t.Helper()
+	src, err := New(cfg, sources.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sources.Close(src) })
+	return src
+}
+
+func value(t *testing.T, src sources.Source) (float64, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return src.Value(ctx)
+}
+
+// exporter serves nats_queue_depth for two consumers in the text exposition format, the
+// way the seed's worker does on /api/metrics.
+type exporter struct{ batch, other atomic.Int64 }
+
+func (e *exporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# TYPE nats_queue_depth gauge\n")
+	fmt.Fprintf(w, "nats_queue_depth{consumer=\"batch-processor\"} %d\n", e.batch.Load())
+	fmt.Fprintf(w, "nats_queue_depth{consumer=\"email-sender\"} %d\n", e.other.Load())
+}
+
+// eventually polls src until it yields want (Prometheus scrapes once a second).
+func eventually(t *testing.T, src sources.Source, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var got float64
+	var err error
+	for time.Now().Before(deadline) {
+		if got, err = value(t, src); err == nil && got == want {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("value never became %g: last got %g, err %v", want, got, err)
+}
+
+func TestRealPrometheus(t *testing.T) {
+	exp := &exporter{}
+	exp.batch.Store(1234)
+	exp.other.Store(7)
+	srv := httptest.NewServer(exp)
+	defer srv.Close()
+	prom := testenv.StartPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
+
+	depth := newSource(t, &Config{Address: prom.URL, Query: `nats_queue_depth{consumer="batch-processor"}`})
+	t.Run("value follows the exporter", func(t *testing.T) {
+		eventually(t, depth, 1234)
+		exp.batch.Store(4321)
+		eventually(t, depth, 4321)
+	})
+
+	zero := 0.0
+	cases := []struct {
+		name    string
+		query   string
+		emptyAs *float64
+		want    float64
+		wantErr []string
+	}{
+		{name: "scalar", query: `scalar(nats_queue_depth{consumer="email-sender"}) * 3`, want: 21},
+		{name: "aggregated vector", query: `sum(nats_queue_depth)`, want: 4321 + 7},
+		{name: "two series", query: `nats_queue_depth`, wantErr: []string{
+			"returned 2 series, want exactly one", `consumer="batch-processor"`, `consumer="email-sender"`, "sum(",
+		}},
+		{name: "empty", query: `nats_queue_depth{consumer="nobody"}`, wantErr: []string{
+			"no data (set empty_as: 0 if an empty result means zero)",
+		}},
+		{name: "empty as zero", query: `nats_queue_depth{consumer="nobody"}`, emptyAs: &zero, want: 0},
+		{name: "range vector", query: `nats_queue_depth{consumer="batch-processor"}[1m]`, wantErr: []string{"range vector"}},
+		{name: "bad PromQL", query: `sum(nats_queue_depth`, wantErr: []string{"bad_data", "parse error"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newSource(t, &Config{Address: prom.URL, Query: tc.query, EmptyAs: tc.emptyAs})
+			got, err := value(t, src)
+			if tc.wantErr == nil {
+				if err != nil || got != tc.want {
+					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got %g, want an error", got)
+			}
+			for _, want := range append(tc.wantErr, "prometheus "+prom.URL+": query `"+tc.query+"`") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCredentials checks that headers and credentials reach the server, and that a server
+// echoing them back in an error does not put them into our error messages.
+func TestCredentials(t *testing.T) {
+	var mu sync.Mutex
+	var seen http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Header.Get("X-Deny") != "":
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		case r.Header.Get("X-Echo") != "":
+			// A proxy or server quoting the request back in its error.
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			fmt.Fprintf(w, `{"status":"error","errorType":"execution","error":"tenant not allowed: %s"}`, r.Header.Get("Authorization"))
+			return
+		}
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"42"]}}`)
+	}))
+	defer srv.Close()
+
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("scaler:pa55-word"))
+	cases := []struct {
+		name     string
+		cfg      Config
+		wantAuth string
+		secret   string
+	}{
+		{name: "bearer", cfg: Config{BearerToken: configs.NewSecret("t0ken-xyz")}, wantAuth: "Bearer t0ken-xyz", secret: "t0ken-xyz"},
+		{name: "basic", cfg: Config{BasicAuth: &BasicAuth{Username: "scaler", Password: configs.NewSecret("pa55-word")}}, wantAuth: basic, secret: "pa55-word"},
+		{name: "header", cfg: Config{Headers: map[string]configs.Secret{"Authorization": configs.NewSecret("ApiKey k3y-abc")}}, wantAuth: "ApiKey k3y-abc", secret: "k3y-abc"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Address, cfg.Query = srv.URL, "up"
+			cfg.Headers = map[string]configs.Secret{"X-Scope-OrgID": configs.NewSecret("team-a")}
+			for k, v := range tc.cfg.Headers {
+				cfg.Headers[k] = v
+			}
+			got, err := value(t, newSource(t, &cfg))
+			if err != nil || got != 42 {
+				t.Fatalf("got %g, %v; want 42", got, err)
+			}
+			mu.Lock()
+			auth, org := seen.Get("Authorization"), seen.Get("X-Scope-OrgID")
+			mu.Unlock()
+			if auth != tc.wantAuth || org != "team-a" {
+				t.Errorf("server saw Authorization %q, X-Scope-OrgID %q; want %q, team-a", auth, org, tc.wantAuth)
+			}
+
+			cfg.Headers["X-Echo"] = configs.NewSecret("yes")
+			_, err = value(t, newSource(t, &cfg))
+			if err == nil {
+				t.Fatal("want an error from the failing server")
+			}
+			if strings.Contains(err.Error(), tc.secret) || !strings.Contains(err.Error(), "tenant not allowed: ") {
+				t.Errorf("error does not hide the credential: %v", err)
+			}
+
+			delete(cfg.Headers, "X-Echo")
+			cfg.Headers["X-Deny"] = configs.NewSecret("yes")
+			_, err = value(t, newSource(t, &cfg))
+			if err == nil || !strings.Contains(err.Error(), "401 (check bearer_token, basic_auth and headers)") {
+				t.Errorf("got %v, want a 401 error with a hint", err)
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	port := testenv.FreePort(t)
+	cases := []struct{ address, want string }{
+		{fmt.Sprintf("http://127.0.0.1:%d", port), fmt.Sprintf("prometheus http://127.0.0.1:%d: query `up`", port)},
+		{fmt.Sprintf("http://scaler:s3cr3t-pw@127.0.0.1:%d", port), fmt.Sprintf("prometheus http://scaler:xxxxx@127.0.0.1:%d", port)},
+	}
+	for _, tc := range cases {
+		_, err := value(t, newSource(t, &Config{Address: tc.address, Query: "up"}))
+		if err == nil {
+			t.Fatalf("%s: want an error", tc.want)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "connection refused") {
+			t.Errorf("error %q; want it to contain %q and the cause", msg, tc.want)
+		}
+		if strings.Contains(msg, "s3cr3t-pw") {
+			t.Errorf("error leaks the password: %q", msg)
+		}
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{"query: up", `missing required key "address"`},
+		{"address: http://p:9090", `missing required key "query"`},
+		{"{address: 'p:9090', query: up}", `is not an http(s) URL`},
+		{"{address: 'http://', query: up}", `has no host`},
+		{"{address: 'http://p', query: ' '}", `q.query: must not be empty`},
+		{"{address: 'http://p', query: up, bearer_token: t, basic_auth: {username: u}}", `give bearer_token or basic_auth, not both`},
+		{"{address: 'http://p', query: up, bearer_token: t, headers: {authorization: x}}", `sets Authorization`},
+		{"{address: 'http://p', query: up, empty_as: none}", `"none" is not a number`},
+		{"{address: 'http://p', query: up, tls: {cert_file: c}}", `cert_file and key_file go together`},
+		{"{address: 'http://p', query: up, querry: x}", `unknown key "querry"`},
+		{"{address: 'http://p', query: up, empty_as: 0, headers: {X-A: b}, basic_auth: {username: u, password: p}}", ``},
+	}
+	for _, tc := range cases {
+		err := plugintest.Decode(t, tc.text, &Config{}, nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", tc.text, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got error %v, want one containing %q", tc.text, err, tc.want)
+		}
+	}
+}
