@@ -1,0 +1,83 @@
+package policy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the engine's Prometheus series (SPEC §5).
+type Metrics struct {
+	replicas     *prometheus.GaugeVec
+	queryValue   *prometheus.GaugeVec
+	queryErrors  *prometheus.CounterVec
+	scaleActions *prometheus.CounterVec
+	scaleErrors  *prometheus.CounterVec
+	evalDuration prometheus.Histogram
+}
+
+// NewMetrics registers the engine's series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "autoscalerd_policy_replicas",
+			Help: "Replica counts of each policy: current (observed), desired (last decision), min and max (in force now).",
+		}, []string{"policy", "kind"}),
+		queryValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "autoscalerd_query_value",
+			Help: "Last value read by each query.",
+		}, []string{"policy", "query"}),
+		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autoscalerd_query_errors_total",
+			Help: "Failed query reads (errors, time-outs, no data, invalid values).",
+		}, []string{"policy", "query"}),
+		scaleActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autoscalerd_scale_actions_total",
+			Help: "Scaling actions taken (or, in dry-run, decided), by direction.",
+		}, []string{"policy", "direction"}),
+		scaleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autoscalerd_scale_errors_total",
+			Help: "Failed target calls (status or scale).",
+		}, []string{"policy"}),
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "autoscalerd_evaluation_duration_seconds",
+			Help:    "Time of one policy evaluation: target status, queries, decision and any scaling action.",
+			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
+		}),
+	}
+	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.evalDuration)
+	return m
+}
+
+// policyMetrics caches one policy's series so a tick does no label hashing.
+type policyMetrics struct {
+	current, desired, min, max prometheus.Gauge
+	values                     []prometheus.Gauge
+	errors                     []prometheus.Counter
+	up, down                   prometheus.Counter
+	scaleErrors                prometheus.Counter
+	eval                       prometheus.Observer
+}
+
+func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
+	pm := &policyMetrics{
+		current:     m.replicas.WithLabelValues(name, "current"),
+		desired:     m.replicas.WithLabelValues(name, "desired"),
+		min:         m.replicas.WithLabelValues(name, "min"),
+		max:         m.replicas.WithLabelValues(name, "max"),
+		up:          m.scaleActions.WithLabelValues(name, Up),
+		down:        m.scaleActions.WithLabelValues(name, Down),
+		scaleErrors: m.scaleErrors.WithLabelValues(name),
+		eval:        m.evalDuration,
+	}
+	for _, q := range queries {
+		pm.values = append(pm.values, m.queryValue.WithLabelValues(name, q))
+		pm.errors = append(pm.errors, m.queryErrors.WithLabelValues(name, q))
+	}
+	return pm
+}
+
+// forget drops a removed policy's series.
+func (m *Metrics) forget(name string) {
+	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"policy": name})
+	}
+}
