@@ -68,6 +68,22 @@ type HANomad struct {
 	Region    string   `yaml:"region"`
 }
 
+// Nomad's bounds for a variable lock's TTL.
+const (
+	MinLockTTL = 10 * time.Second
+	MaxLockTTL = 24 * time.Hour
+)
+
+// CheckConfig implements Checker.
+func (h *HANomad) CheckConfig(c *Check) {
+	if c.Has("lock_path") && strings.Trim(h.LockPath, " /") == "" {
+		c.Errorf("lock_path", "must not be empty")
+	}
+	if c.Has("ttl") && (h.TTL.D() < MinLockTTL || h.TTL.D() > MaxLockTTL) {
+		c.Errorf("ttl", "%s is outside what Nomad accepts for a lock TTL (%s to %s)", h.TTL, Duration(MinLockTTL), Duration(MaxLockTTL))
+	}
+}
+
 // Tuning is the part of a policy that `defaults` can set for every policy.
 type Tuning struct {
 	Interval         Duration      `yaml:"interval"`
