@@ -52,7 +52,7 @@ var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.Met
 // CheckConfig implements configs.Checker.
 func (e *Endpoint) CheckConfig(c *configs.Check) {
 	if c.Has("url") {
-		if err := checkURL(e.URL); err != nil {
+		if err := CheckURL(e.URL); err != nil {
 			c.Errorf("url", "%v", err)
 		}
 	}
@@ -76,8 +76,9 @@ func (e *Endpoint) CheckConfig(c *configs.Check) {
 	}
 }
 
-// checkURL accepts absolute http(s) URLs. Its messages never quote the URL unredacted.
-func checkURL(raw string) error {
+// CheckURL accepts absolute http(s) URLs. Its messages never quote the URL unredacted, so
+// a config check can show them.
+func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error

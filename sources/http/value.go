@@ -33,7 +33,7 @@ func fold(name string, f func(acc, v float64) float64, emptyIsZero bool) func(js
 			if v, err := Number(in); err == nil {
 				return formatNumber(v) // a single number folds to itself
 			}
-			return modErr(name, "want an array of numbers, got %s", describe(in))
+			return modErr(name, "want an array of numbers, got %s", Describe(in))
 		}
 		var acc float64
 		n := 0
@@ -45,7 +45,7 @@ func fold(name string, f func(acc, v float64) float64, emptyIsZero bool) func(js
 				if in.IsArray() {
 					where = "element " + strconv.Itoa(n)
 				}
-				bad = fmt.Sprintf("%s is %s", where, describe(v))
+				bad = fmt.Sprintf("%s is %s", where, Describe(v))
 				return false
 			}
 			if n == 0 {
@@ -84,11 +84,11 @@ func Number(r gjson.Result) (float64, error) {
 			return v, nil
 		}
 	}
-	return 0, fmt.Errorf("%s is not a number", describe(r))
+	return 0, fmt.Errorf("%s is not a number", Describe(r))
 }
 
-// describe names a JSON value for an error message, quoting short ones.
-func describe(r gjson.Result) string {
+// Describe names a JSON value for an error message, quoting short ones.
+func Describe(r gjson.Result) string {
 	switch {
 	case !r.Exists():
 		return "nothing"
@@ -140,14 +140,14 @@ func whatIsThere(body []byte, path string) string {
 			if r := gjson.GetBytes(body, prefix); r.IsObject() {
 				return fmt.Sprintf("%q %s", prefix, keysOf(r))
 			} else if r.Exists() {
-				return fmt.Sprintf("%q is %s", prefix, describe(r))
+				return fmt.Sprintf("%q is %s", prefix, Describe(r))
 			}
 		}
 	}
 	if doc.IsObject() {
 		return "the response " + keysOf(doc)
 	}
-	return "the response is " + describe(doc)
+	return "the response is " + Describe(doc)
 }
 
 func keysOf(obj gjson.Result) string {
