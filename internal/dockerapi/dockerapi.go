@@ -1,0 +1,106 @@
+// Package dockerapi opens Engine API clients for the Docker targets and sources, and
+// follows the engine's event stream for them.
+package dockerapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+)
+
+// Host returns the engine address a plugin should use: `docker.host` from the daemon
+// config when set, else "" (which means DOCKER_HOST, else the default socket).
+func Host(global *configs.Config) string {
+	if global == nil {
+		return ""
+	}
+	return global.Docker.Host
+}
+
+// New returns a client for host ("" = DOCKER_HOST or the default socket). It does no
+// I/O: the API version is negotiated on the first request, so an engine that is down
+// now (or an old engine, API 1.40+) is fine.
+func New(host string) (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker: client for %s: %w", Describe(host), err)
+	}
+	return c, nil
+}
+
+// Describe names the engine for error messages.
+func Describe(host string) string {
+	if host == "" {
+		return "DOCKER_HOST or the default socket"
+	}
+	return host
+}
+
+// EventsClient is the part of the Engine API that Watch uses.
+type EventsClient interface {
+	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
+}
+
+// Watch follows the engine's events matching filters and calls changed for each one
+// (changed must not block; the engine coalesces). When the stream breaks (engine restart)
+// it reconnects with capped backoff and calls changed once it is back, because events were
+// missed meanwhile. It returns only when ctx ends.
+func Watch(ctx context.Context, c EventsClient, filters client.Filters, changed func(), log *slog.Logger) error {
+	const minBackoff, maxBackoff = 500 * time.Millisecond, 30 * time.Second
+	backoff := minBackoff
+	missed := false
+	for {
+		res := c.Events(ctx, client.EventsListOptions{Filters: filters})
+		var err error
+		select {
+		case err = <-res.Err: // the engine did not answer
+		default:
+			if missed {
+				changed()
+			}
+			connected := time.Now()
+			err = follow(ctx, res, changed)
+			if time.Since(connected) > maxBackoff {
+				backoff = minBackoff
+			}
+		}
+		missed = true
+		if ctx.Err() != nil {
+			return nil
+		}
+		if log != nil {
+			log.Debug("docker events stream ended; reconnecting", "err", err, "backoff", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func follow(ctx context.Context, res client.EventsResult, changed func()) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-res.Err:
+			return err
+		case _, ok := <-res.Messages:
+			if !ok {
+				return nil
+			}
+			changed()
+		}
+	}
+}

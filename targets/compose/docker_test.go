@@ -1,0 +1,415 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/targets"
+)
+
+// These tests run against a real engine (scripts/start-dockerd.sh) and projects started
+// with the Debian docker-compose v1 CLI.
+
+func projectName(prefix string) string {
+	return fmt.Sprintf("%s%04d", prefix, rand.IntN(10000))
+}
+
+func newTarget(t *testing.T, project, service string) *Target {
+	t.Helper()
+	tg, err := New(&Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{Policy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.(*Target).Close(context.Background()) })
+	return tg.(*Target)
+}
+
+func mustScale(t *testing.T, tg *Target, n int) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := tg.Scale(ctx, n, targets.Reason{Policy: "test", Message: "test"}); err != nil {
+		t.Fatalf("Scale(%d): %v", n, err)
+	}
+	took := time.Since(start)
+	st, err := tg.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status after Scale(%d): %v", n, err)
+	}
+	if st.Replicas != n {
+		t.Fatalf("Status after Scale(%d): %d replicas", n, st.Replicas)
+	}
+	return took
+}
+
+// serviceContainers inspects every container of the service, lowest number first.
+func serviceContainers(t *testing.T, c *client.Client, project, service string) []container.InspectResponse {
+	t.Helper()
+	ctx := context.Background()
+	res, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.
+		Add("label", labelProject+"="+project, labelService+"="+service)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []container.InspectResponse
+	for _, s := range res.Items {
+		ins, err := c.ContainerInspect(ctx, s.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ins.Container)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := strconv.Atoi(out[i].Config.Labels[labelNumber])
+		b, _ := strconv.Atoi(out[j].Config.Labels[labelNumber])
+		return a < b
+	})
+	return out
+}
+
+// checkReplicas checks the invariants of a scaled service: wantRunning running
+// containers (plus wantStopped stopped), unique numbers, names that match the numbers and
+// the scheme, the template's config-hash, and every one listed by `docker-compose ps`.
+func checkReplicas(t *testing.T, c *client.Client, dir, project, sep string, wantRunning, wantStopped int) []container.InspectResponse {
+	t.Helper()
+	cs := serviceContainers(t, c, project, "worker")
+	running, stopped := 0, 0
+	seen := map[string]bool{}
+	hash := ""
+	for _, ctr := range cs {
+		num := ctr.Config.Labels[labelNumber]
+		if seen[num] {
+			t.Errorf("number %s used twice", num)
+		}
+		seen[num] = true
+		if want := project + sep + "worker" + sep + num; trimSlash(ctr.Name) != want {
+			t.Errorf("container %s has number %s; want name %s", ctr.Name, num, want)
+		}
+		if hash == "" {
+			hash = ctr.Config.Labels["com.docker.compose.config-hash"]
+		} else if h := ctr.Config.Labels["com.docker.compose.config-hash"]; h != hash {
+			t.Errorf("%s: config-hash %s, want the template's %s", ctr.Name, h, hash)
+		}
+		if ctr.State.Running {
+			running++
+		} else {
+			stopped++
+		}
+	}
+	if running != wantRunning || stopped != wantStopped {
+		t.Fatalf("%d running and %d stopped containers, want %d and %d", running, stopped, wantRunning, wantStopped)
+	}
+	ps := testenv.Compose(t, dir, project, "ps")
+	for _, ctr := range cs {
+		if !strings.Contains(ps, trimSlash(ctr.Name)) {
+			t.Errorf("docker-compose ps does not list %s:\n%s", ctr.Name, ps)
+		}
+	}
+	return cs
+}
+
+func logsOf(t *testing.T, id string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "logs", id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker logs %s: %v\n%s", id, err, out)
+	}
+	return string(out)
+}
+
+func dockerExec(t *testing.T, id string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("docker", append([]string{"exec", id}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+const composeV1 = `version: "2.4"
+services:
+  worker:
+    image: %[1]s
+    stop_grace_period: 7s
+    environment:
+      ROLE: worker
+    volumes:
+      - /data
+    networks:
+      default:
+        aliases: [jobs]
+      back: {}
+  probe:
+    image: %[1]s
+networks:
+  back: {}
+`
+
+// TestComposeScale drives a docker-compose v1 project 1→5→0→2 and checks what compose and
+// the workers see.
+func TestComposeScale(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("asc")
+	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
+	tg := newTarget(t, project, "worker")
+
+	st, err := tg.Status(context.Background())
+	if err != nil || st.Replicas != 1 {
+		t.Fatalf("Status = %+v, %v; want 1 replica", st, err)
+	}
+
+	t.Logf("1→5 took %s", mustScale(t, tg, 5))
+	cs := checkReplicas(t, c, dir, project, "_", 5, 0)
+	tmpl := cs[0]
+	hostnames := map[string]string{}
+	volumes := map[string]string{}
+	for _, ctr := range cs {
+		if ctr.Image != tmpl.Image {
+			t.Errorf("%s: image %s, want the template's %s", ctr.Name, ctr.Image, tmpl.Image)
+		}
+		if !containsAll(ctr.Config.Env, "ROLE=worker") {
+			t.Errorf("%s: env %v lacks ROLE=worker", ctr.Name, ctr.Config.Env)
+		}
+		if prev, dup := hostnames[ctr.Config.Hostname]; dup {
+			t.Errorf("%s and %s share hostname %s", prev, ctr.Name, ctr.Config.Hostname)
+		}
+		hostnames[ctr.Config.Hostname] = ctr.Name
+		for _, m := range ctr.Mounts {
+			if m.Destination == "/data" {
+				if prev, dup := volumes[m.Name]; dup {
+					t.Errorf("%s and %s share the anonymous volume %s", prev, ctr.Name, m.Name)
+				}
+				volumes[m.Name] = ctr.Name
+			}
+		}
+		if len(ctr.NetworkSettings.Networks) != 2 {
+			t.Errorf("%s: networks %v, want default and back", ctr.Name, keys(ctr.NetworkSettings.Networks))
+		}
+		for net, ep := range ctr.NetworkSettings.Networks {
+			want := []string{"worker"}
+			if strings.HasSuffix(net, "_default") {
+				want = append(want, "jobs")
+			}
+			if !containsAll(ep.Aliases, want...) {
+				t.Errorf("%s on %s: aliases %v, want %v among them", ctr.Name, net, ep.Aliases, want)
+			}
+		}
+	}
+	if len(volumes) != 5 {
+		t.Errorf("want 5 distinct /data volumes, got %v", volumes)
+	}
+
+	// Another container of the project reaches the clones by the service name, the
+	// configured alias, and a clone's own name.
+	probe := serviceContainers(t, c, project, "probe")[0].ID
+	cloneName := trimSlash(cs[4].Name)
+	if out, err := dockerExec(t, probe, "/testworker", "get", "http://"+cloneName+":8080/"); err != nil || out != cs[4].Config.Hostname {
+		t.Errorf("GET %s from probe = %q, %v; want hostname %s", cloneName, out, err, cs[4].Config.Hostname)
+	}
+	answered := map[string]bool{}
+	for i := 0; i < 40 && len(answered) < 3; i++ {
+		host := []string{"worker", "jobs"}[i%2]
+		out, err := dockerExec(t, probe, "/testworker", "get", "http://"+host+":8080/")
+		if err != nil {
+			t.Fatalf("GET %s from probe: %v: %s", host, err, out)
+		}
+		if hostnames[out] == "" {
+			t.Fatalf("GET %s answered %q, not one of the replicas' hostnames %v", host, out, hostnames)
+		}
+		answered[out] = true
+	}
+	if len(answered) < 3 {
+		t.Errorf("the service name reached only %v of 5 replicas", answered)
+	}
+
+	took := mustScale(t, tg, 0)
+	cs = checkReplicas(t, c, dir, project, "_", 0, 1)
+	if cs[0].ID != tmpl.ID {
+		t.Errorf("kept %s as the template, want the lowest number %s", cs[0].Name, tmpl.Name)
+	}
+	if cs[0].State.ExitCode != 0 {
+		t.Errorf("template exited with %d, want 0 (stopped with SIGTERM)", cs[0].State.ExitCode)
+	}
+	if logs := logsOf(t, cs[0].ID); !strings.Contains(logs, "got SIGTERM") || !strings.Contains(logs, "stopped cleanly") {
+		t.Errorf("template's logs show no graceful stop:\n%s", logs)
+	}
+	if took > 6*time.Second {
+		t.Errorf("5→0 took %s; the workers stop on SIGTERM at once, so the grace period (7s) must not have run out", took)
+	}
+
+	mustScale(t, tg, 2)
+	cs = checkReplicas(t, c, dir, project, "_", 2, 0)
+	if cs[0].ID != tmpl.ID {
+		t.Errorf("scale-up from zero did not restart the template %s", tmpl.Name)
+	}
+	if got := cs[1].Config.Labels[labelNumber]; got != "2" {
+		t.Errorf("the clone after scaling down has number %s, want 2 (numbers are reused from the top)", got)
+	}
+}
+
+func containsAll(have []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestComposeRefuses: a service that cannot have two replicas is refused with the reason.
+func TestComposeRefuses(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("ascref")
+	port := testenv.FreePort(t)
+	yml := fmt.Sprintf(`version: "2.4"
+services:
+  fixed:
+    image: %[1]s
+    ports: ["127.0.0.1:%[2]d:8080"]
+  named:
+    image: %[1]s
+    container_name: %[3]s-the-one
+  ephemeral:
+    image: %[1]s
+    ports: ["8080"]
+`, img, port, project)
+	testenv.ComposeProject(t, project, yml)
+	for _, tc := range []struct {
+		service string
+		wantErr string // "" = scales
+	}{
+		{"fixed", fmt.Sprintf("publishes container port 8080/tcp on fixed host port %d", port)},
+		{"named", `is named "` + project + `-the-one" (container_name: in the compose file)`},
+		{"ephemeral", ""},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			tg := newTarget(t, project, tc.service)
+			err := tg.Scale(context.Background(), 2, targets.Reason{})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Scale: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Scale error = %v, want it to say %q", err, tc.wantErr)
+			}
+			st, err := tg.Status(context.Background())
+			want := 2
+			if tc.wantErr != "" {
+				want = 1
+			}
+			if err != nil || st.Replicas != want {
+				t.Fatalf("Status = %+v, %v; want %d replicas", st, err, want)
+			}
+		})
+	}
+}
+
+// TestComposeEngineRestart restarts the engine in the middle of a scale-up: the target
+// must come back, converge, and leave neither duplicate numbers nor orphans.
+func TestComposeEngineRestart(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("ascrst")
+	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
+	tg := newTarget(t, project, "worker")
+	tg.parallel = 2 // slower, so the restart lands in the middle
+
+	midway := make(chan struct{})
+	var once sync.Once
+	var started int
+	var mu sync.Mutex
+	tg.beforeStart = func(string) {
+		mu.Lock()
+		started++
+		n := started
+		mu.Unlock()
+		if n == 3 {
+			once.Do(func() { close(midway) })
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- tg.Scale(context.Background(), 8, targets.Reason{}) }()
+	select {
+	case <-midway:
+	case err := <-done:
+		t.Fatalf("Scale finished before the restart: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("scale-up made no progress")
+	}
+	testenv.RestartDocker(t, func() {
+		if err := <-done; err == nil {
+			t.Log("Scale finished before the engine went down")
+		} else {
+			t.Logf("Scale during the restart failed as expected: %v", err)
+		}
+	})
+	tg.beforeStart = nil
+
+	// The engine's tick retries; so do we, until it converges.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		err := tg.Scale(context.Background(), 8, targets.Reason{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no convergence after the restart: %v", err)
+		}
+		t.Logf("retrying: %v", err)
+		time.Sleep(time.Second)
+	}
+	checkReplicas(t, c, dir, project, "_", 8, 0)
+	// Nothing else of the project lingers: only the 8 workers and the probe.
+	res, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelProject+"="+project)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Items) != 9 {
+		var names []string
+		for _, s := range res.Items {
+			names = append(names, s.Names[0]+" "+string(s.State))
+		}
+		t.Errorf("project has %d containers, want 8 workers and 1 probe: %v", len(res.Items), names)
+	}
+	// Every container the engine has that is named like a worker is one of them.
+	all, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("^/" + project + "_worker_")
+	n := 0
+	for _, s := range all.Items {
+		if re.MatchString(s.Names[0]) {
+			n++
+		}
+	}
+	if n != 8 {
+		t.Errorf("%d containers named like workers, want 8", n)
+	}
+}
