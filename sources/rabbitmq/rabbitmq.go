@@ -1,0 +1,196 @@
+// Package rabbitmq reads the depth of a RabbitMQ queue from the management HTTP API:
+// messages ready for delivery plus messages delivered and not yet acknowledged.
+package rabbitmq
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
+	httpsrc "github.com/autoscalerd/autoscalerd/sources/http"
+)
+
+//go:embed sample.conf
+var sample string
+
+// Config is the `rabbitmq` query kind.
+type Config struct {
+	// URL is the management API's base, e.g. http://rabbit:15672 (plus any path prefix).
+	URL   string `yaml:"url" required:"true"`
+	VHost string `yaml:"vhost"`
+	Queue string `yaml:"queue" required:"true"`
+	// BasicAuth defaults to guest/guest, RabbitMQ's own default user, which the broker
+	// only accepts from loopback: fine next to a dev broker, never in production.
+	BasicAuth *httpsrc.BasicAuth `yaml:"basic_auth"`
+	TLS       configs.TLS        `yaml:"tls"`
+}
+
+func init() {
+	sources.Register("rabbitmq", sample, func() *Config { return &Config{VHost: "/"} }, New)
+}
+
+// CheckConfig implements configs.Checker.
+func (c *Config) CheckConfig(ch *configs.Check) {
+	if ch.Has("url") {
+		if err := httpsrc.CheckURL(c.URL); err != nil {
+			ch.Errorf("url", "%v", err)
+		} else if u, _ := url.Parse(c.URL); u.RawQuery != "" || strings.Contains(u.Path, "/api/") {
+			ch.Errorf("url", "give the management API's base (e.g. http://rabbit:15672), not an endpoint: the queue path is added from vhost and queue")
+		}
+	}
+	if ch.Has("vhost") && c.VHost == "" {
+		ch.Errorf("vhost", `must not be empty (the default vhost is "/")`)
+	}
+	if ch.Has("queue") && c.Queue == "" {
+		ch.Errorf("queue", "must not be empty")
+	}
+}
+
+type source struct {
+	client     *httpsrc.Client
+	vhostProbe *httpsrc.Client // asked only after a 404, to tell a missing vhost from a missing queue
+	vhost      string
+	queue      string
+	user       string
+	defaulted  bool // guest/guest, because nothing was configured
+}
+
+// New returns the source for cfg. It does no I/O.
+func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
+	base := strings.TrimRight(cfg.URL, "/")
+	auth, defaulted := cfg.BasicAuth, false
+	if auth == nil && !hasUserinfo(cfg.URL) {
+		auth, defaulted = &httpsrc.BasicAuth{Username: "guest", Password: configs.NewSecret("guest")}, true
+	}
+	user := ""
+	if auth != nil {
+		user = auth.Username
+	} else if u, err := url.Parse(cfg.URL); err == nil && u.User != nil {
+		user = u.User.Username()
+	}
+	// PathEscape turns "/" into %2F: the default vhost is "/" and names may contain
+	// slashes, and the API takes each as one path segment.
+	queuePath := base + "/api/queues/" + url.PathEscape(cfg.VHost) + "/" + url.PathEscape(cfg.Queue)
+	vhostPath := base + "/api/vhosts/" + url.PathEscape(cfg.VHost)
+	ep := func(u string) httpsrc.Endpoint {
+		return httpsrc.Endpoint{URL: u, Method: http.MethodGet, BasicAuth: auth, TLS: cfg.TLS}
+	}
+	return &source{
+		client:     httpsrc.NewClient(ep(queuePath), deps.Logger),
+		vhostProbe: httpsrc.NewClient(ep(vhostPath), deps.Logger),
+		vhost:      cfg.VHost,
+		queue:      cfg.Queue,
+		user:       user,
+		defaulted:  defaulted,
+	}, nil
+}
+
+func hasUserinfo(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil
+}
+
+// queueInfo is the part of GET /api/queues/{vhost}/{queue} we read. Pointers tell a
+// missing field (statistics not collected yet) from zero.
+type queueInfo struct {
+	Messages               *float64 `json:"messages"`
+	MessagesReady          *float64 `json:"messages_ready"`
+	MessagesUnacknowledged *float64 `json:"messages_unacknowledged"`
+}
+
+func (s *source) Value(ctx context.Context) (float64, error) {
+	body, err := s.client.FetchJSON(ctx)
+	if err != nil {
+		return 0, s.describe(ctx, err)
+	}
+	var q queueInfo
+	if err := json.Unmarshal(body, &q); err != nil {
+		return 0, fmt.Errorf("%s: GET %s: unexpected response: %w", s.name(), s.client.URL(), err)
+	}
+	switch {
+	case q.Messages != nil:
+		return *q.Messages, nil
+	case q.MessagesReady != nil || q.MessagesUnacknowledged != nil:
+		var v float64
+		for _, p := range []*float64{q.MessagesReady, q.MessagesUnacknowledged} {
+			if p != nil {
+				v += *p
+			}
+		}
+		return v, nil
+	}
+	// A queue declared a moment ago has no statistics until the next collection
+	// (collect_statistics_interval, 5s by default); guessing 0 could scale a busy pool in.
+	return 0, fmt.Errorf("%s: no message counts yet (the management plugin has not collected statistics for it; retry next tick)", s.name())
+}
+
+func (s *source) name() string {
+	return fmt.Sprintf("rabbitmq: queue %q in vhost %q", s.queue, s.vhost)
+}
+
+// describe turns an API failure into a message that says which thing is wrong.
+func (s *source) describe(ctx context.Context, err error) error {
+	var se *httpsrc.StatusError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	switch se.Code {
+	case http.StatusNotFound:
+		// The API answers 404 for a missing vhost and a missing queue alike; ask which.
+		if _, verr := s.vhostProbe.Fetch(ctx); errors.As(verr, &se) && se.Code == http.StatusNotFound {
+			return &wrapped{fmt.Sprintf("rabbitmq: vhost %q not found (at %s)", s.vhost, s.vhostProbe.URL()), err}
+		}
+		return &wrapped{fmt.Sprintf("%s: not found", s.name()), err}
+	case http.StatusUnauthorized:
+		// The broker says why in the body: "Login failed" for a wrong user or password,
+		// "Not management user" for a missing tag, an access message for a vhost.
+		why := fmt.Sprintf("user %q was refused", s.user)
+		if reason := apiReason(se.Body); reason != "" {
+			why += ": " + reason
+		}
+		if s.defaulted {
+			why += " (basic_auth is not set, so guest/guest was tried; guest only works from localhost)"
+		}
+		return &wrapped{fmt.Sprintf("rabbitmq: GET %s: %s: %s", se.URL, se.Status, why), err}
+	case http.StatusForbidden:
+		return &wrapped{fmt.Sprintf("%s: user %q has no access to vhost %q: %v", s.name(), s.user, s.vhost, err), err}
+	}
+	return fmt.Errorf("rabbitmq: %w", err)
+}
+
+// apiReason picks the reason out of an error body such as
+// {"error":"not_authorized","reason":"Login failed"}.
+func apiReason(body string) string {
+	var e struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil {
+		return ""
+	}
+	if e.Reason != "" {
+		return e.Reason
+	}
+	return e.Error
+}
+
+// wrapped has a message of its own but keeps the cause for errors.As.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
+
+// Close drops idle connections.
+func (s *source) Close() error {
+	return errors.Join(s.client.Close(), s.vhostProbe.Close())
+}
