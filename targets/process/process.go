@@ -1,0 +1,102 @@
+// Package process scales a group of supervised child processes of the daemon: the target
+// for plain VMs, where a worker is a program started N times.
+//
+// Each replica is one child in its own process group, numbered by AUTOSCALER_REPLICA
+// (the lowest free index, from 1). Crashed children are restarted with capped exponential
+// backoff according to the restart policy; scale-down stops the highest indexes with the
+// stop signal, then SIGKILL after stop_timeout. Children die with the daemon.
+package process
+
+import (
+	_ "embed"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/targets"
+)
+
+//go:embed sample.conf
+var sample string
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// ReplicaEnv names the variable that tells each child its replica index.
+const ReplicaEnv = "AUTOSCALER_REPLICA"
+
+// Config is the `process` target kind.
+type Config struct {
+	// Command is the argv of each replica; it runs without a shell.
+	Command []string `yaml:"command" required:"true"`
+	// Dir is the working directory; the daemon's own when empty.
+	Dir string `yaml:"dir"`
+	// Env is added to the daemon's environment. Values are secrets (a string or
+	// { file: ... }) because tokens are what workers usually get through their environment.
+	Env map[string]configs.Secret `yaml:"env"`
+	// StopSignal is sent to a replica's process group to stop it (SIGTERM, TERM, SIGINT...).
+	StopSignal string `yaml:"stop_signal"`
+	// StopTimeout is how long a replica may take to stop before it is killed.
+	StopTimeout configs.Duration `yaml:"stop_timeout"`
+	// Restart says which exits are restarted: always, on-failure or never.
+	Restart string `yaml:"restart"`
+}
+
+func defaultConfig() *Config {
+	return &Config{StopSignal: "SIGTERM", StopTimeout: configs.Duration(10 * time.Second), Restart: RestartAlways}
+}
+
+func init() {
+	targets.Register("process", sample, defaultConfig, New)
+}
+
+// CheckConfig implements configs.Checker.
+func (c *Config) CheckConfig(ch *configs.Check) {
+	if ch.Has("command") && (len(c.Command) == 0 || c.Command[0] == "") {
+		ch.Errorf("command", "must name a program (an argv list such as [/usr/local/bin/worker, --queue, default])")
+	}
+	for k := range c.Env {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			ch.Errorf("env", "%q is not a valid environment variable name", k)
+		case k == ReplicaEnv:
+			ch.Errorf("env", "%s is set by autoscalerd for each replica and cannot be overridden", ReplicaEnv)
+		}
+	}
+	if _, err := parseSignal(c.StopSignal); err != nil {
+		ch.Errorf("stop_signal", "%v", err)
+	}
+	if _, err := parseRestart(c.Restart); err != nil {
+		ch.Errorf("restart", "%v", err)
+	}
+}
+
+// TargetKey implements configs.Keyed: the same command line in the same directory is the
+// same set of workers, and two policies numbering them from 1 would collide.
+func (c *Config) TargetKey() string {
+	key := fmt.Sprintf("%q", c.Command)
+	if c.Dir != "" {
+		key += " in " + filepath.Clean(c.Dir)
+	}
+	return key
+}
+
+func parseRestart(s string) (string, error) {
+	switch s {
+	case RestartAlways, RestartOnFailure, RestartNever:
+		return s, nil
+	}
+	return "", fmt.Errorf("%q is not a restart policy (use always, on-failure or never)", s)
+}
+
+// New returns the target for cfg. It starts nothing: children and the supervisor's
+// goroutines appear on the first Scale.
+func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
+	return newTarget(cfg, deps, defaultTiming)
+}

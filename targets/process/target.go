@@ -1,0 +1,268 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/targets"
+)
+
+// timing holds the supervisor's clocks; tests shorten them.
+type timing struct {
+	// backoffMin is the first restart delay after a crash; it doubles up to backoffMax.
+	backoffMin, backoffMax time.Duration
+	// stableAfter is how long a child must run for its next crash to start the backoff
+	// over: a worker that crashes once a day should not wait a minute to come back.
+	stableAfter time.Duration
+	// drain is how long a dead child's output may take to reach EOF; a grandchild that
+	// left the process group could otherwise hold the pipe open forever.
+	drain time.Duration
+}
+
+var defaultTiming = timing{backoffMin: time.Second, backoffMax: time.Minute, stableAfter: 30 * time.Second, drain: time.Second}
+
+// target supervises the replicas of one policy.
+//
+// Status reports Replicas as the number of supervised replicas: running, or waiting for
+// their restart backoff. A replica whose exit the restart policy does not restart
+// (restart: never, or a clean exit with on-failure) is no longer supervised and no longer
+// counted, so the policy sees the drop and decides whether to start a new one; its index
+// is free again. Ready is the number of children running right now: Ready < Replicas
+// means some replica is crash-looping.
+type target struct {
+	policy      string
+	log         *slog.Logger
+	argv        []string
+	dir         string
+	env         []string // added to the daemon's environment, in a stable order
+	stopSig     syscall.Signal
+	stopTimeout time.Duration
+	restart     string
+	timing      timing
+
+	mu      sync.Mutex
+	spawn   *spawner         // started on the first Scale, so building a target starts nothing
+	live    map[int]*replica // supervised replicas by index
+	leaving map[int]*replica // replicas being stopped; their indexes stay taken until gone
+	closed  bool
+	wg      sync.WaitGroup // one per replica goroutine
+}
+
+var _ targets.Closer = (*target)(nil)
+
+func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
+	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
+		return nil, errors.New("process: command is empty")
+	}
+	sig, err := parseSignal(cfg.StopSignal)
+	if err != nil {
+		return nil, fmt.Errorf("process: stop_signal: %w", err)
+	}
+	restart, err := parseRestart(cfg.Restart)
+	if err != nil {
+		return nil, fmt.Errorf("process: restart: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	keys := make([]string, 0, len(cfg.Env))
+	for k := range cfg.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	env := make([]string, 0, len(keys))
+	for _, k := range keys {
+		env = append(env, k+"="+cfg.Env[k].Value())
+	}
+	return &target{
+		policy:      deps.Policy,
+		log:         log,
+		argv:        slices.Clone(cfg.Command),
+		dir:         cfg.Dir,
+		env:         env,
+		stopSig:     sig,
+		stopTimeout: cfg.StopTimeout.D(),
+		restart:     restart,
+		timing:      tm,
+		live:        map[int]*replica{},
+		leaving:     map[int]*replica{},
+	}, nil
+}
+
+// Status implements targets.Target. It reads only the supervisor's own state.
+func (t *target) Status(context.Context) (targets.Status, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return targets.Status{}, t.errorf("status: %w", errClosed)
+	}
+	st := targets.Status{Replicas: len(t.live)}
+	for _, r := range t.live {
+		if r.running.Load() {
+			st.Ready++
+		}
+	}
+	return st, nil
+}
+
+// Scale implements targets.Target. Scale-up starts the new children before it returns
+// (so a command that cannot start is an error now, not a crash loop); scale-down returns
+// when the stopped replicas' processes are gone, or when ctx ends, in which case the
+// stops carry on in the background.
+func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
+	if n < 0 {
+		return t.errorf("scale to %d: negative replica count", n)
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return t.errorf("scale: %w", errClosed)
+	}
+	if cur := len(t.live); n > cur {
+		defer t.mu.Unlock()
+		return t.scaleUp(n - cur)
+	}
+	stopping := t.pickHighest(len(t.live) - n)
+	t.mu.Unlock()
+	return t.await(ctx, stopping)
+}
+
+// scaleUp starts k replicas at the lowest free indexes. t.mu is held.
+func (t *target) scaleUp(k int) error {
+	if t.spawn == nil {
+		t.spawn = newSpawner()
+	}
+	for range k {
+		idx := t.freeIndex()
+		c, err := t.start(idx)
+		if err != nil {
+			// The next replica would fail the same way; the policy retries next tick.
+			return err
+		}
+		r := newReplica(idx)
+		r.attach(c) // before Scale returns, so Status counts it as ready
+		t.live[idx] = r
+		t.wg.Add(1)
+		go t.supervise(r, c)
+	}
+	return nil
+}
+
+// freeIndex returns the lowest index not held by a supervised or stopping replica.
+// t.mu is held.
+func (t *target) freeIndex() int {
+	for i := 1; ; i++ {
+		if t.live[i] == nil && t.leaving[i] == nil {
+			return i
+		}
+	}
+}
+
+// pickHighest moves the k highest-indexed supervised replicas to leaving and tells them
+// to stop. t.mu is held.
+func (t *target) pickHighest(k int) []*replica {
+	idxs := make([]int, 0, len(t.live))
+	for i := range t.live {
+		idxs = append(idxs, i)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(idxs)))
+	out := make([]*replica, 0, k)
+	for _, i := range idxs[:k] {
+		r := t.live[i]
+		delete(t.live, i)
+		t.leaving[i] = r
+		close(r.stop)
+		out = append(out, r)
+	}
+	return out
+}
+
+// await waits until every replica in rs is gone, or ctx ends.
+func (t *target) await(ctx context.Context, rs []*replica) error {
+	for _, r := range rs {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return t.errorf("stop replica %d: %w (it is still being stopped)", r.index, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// forget drops a replica whose goroutine is ending, freeing its index.
+func (t *target) forget(r *replica) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live[r.index] == r {
+		delete(t.live, r.index)
+	}
+	if t.leaving[r.index] == r {
+		delete(t.leaving, r.index)
+	}
+}
+
+// Close implements targets.Closer: it stops every child (stop signal, stop_timeout,
+// SIGKILL) and returns when all are gone and no goroutine of the target is left. If ctx
+// ends first, the remaining children are SIGKILLed at once.
+func (t *target) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.wg.Wait()
+		return nil
+	}
+	t.closed = true
+	stopping := t.pickHighest(len(t.live))
+	for _, r := range t.leaving {
+		if !slices.Contains(stopping, r) {
+			stopping = append(stopping, r)
+		}
+	}
+	spawn := t.spawn
+	t.mu.Unlock()
+
+	err := t.await(ctx, stopping)
+	if err != nil {
+		for _, r := range stopping {
+			r.killNow()
+		}
+		err = t.errorf("close: %w; killed the remaining children", ctx.Err())
+	}
+	t.wg.Wait()
+	if spawn != nil {
+		spawn.stop()
+	}
+	return err
+}
+
+// start forks the child for replica idx on the spawner's thread.
+func (t *target) start(idx int) (*child, error) {
+	c, err := startChild(t.spawn, t.argv, t.dir, t.childEnv(idx), t.log, t.prefix(idx), idx)
+	if err != nil {
+		return nil, t.errorf("start replica %d: %w", idx, err)
+	}
+	t.log.Info("process started", "replica", idx, "pid", c.pid)
+	return c, nil
+}
+
+func (t *target) childEnv(idx int) []string {
+	env := append(os.Environ(), t.env...)
+	return append(env, ReplicaEnv+"="+strconv.Itoa(idx))
+}
+
+func (t *target) prefix(idx int) string { return fmt.Sprintf("[%s.%d]", t.policy, idx) }
+
+// errorf prefixes errors with the program, which is what an operator recognises.
+func (t *target) errorf(format string, args ...any) error {
+	return fmt.Errorf("process %s: "+format, append([]any{t.argv[0]}, args...)...)
+}
