@@ -23,6 +23,8 @@ import (
 type NomadAgent struct {
 	// Addr is the HTTP API address, e.g. http://127.0.0.1:40123.
 	Addr string
+	// Bin is the nomad binary, for tests that use the CLI against the agent.
+	Bin string
 
 	dir     string
 	logPath string
@@ -178,7 +180,7 @@ func StartNomad(ctx context.Context, bin string) (*NomadAgent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &NomadAgent{dir: dir, logPath: filepath.Join(dir, "nomad.log"), done: make(chan struct{})}
+	a := &NomadAgent{Bin: bin, dir: dir, logPath: filepath.Join(dir, "nomad.log"), done: make(chan struct{})}
 	ports, err := freePorts(3)
 	if err != nil {
 		os.RemoveAll(dir)
