@@ -256,7 +256,7 @@ func Compose(t testing.TB, dir, project string, args ...string) string {
 
 // ComposeErr is Compose without failing the test.
 func ComposeErr(dir, project string, args ...string) (string, error) {
-	cmd := exec.Command("docker-compose", append([]string{"-p", project, "--no-ansi"}, args...)...)
+	cmd := exec.Command("docker-compose", append([]string{"-p", project, "--ansi", "never"}, args...)...)
 	cmd.Dir = dir
 	// docker-compose v1 talks to the same engine as the tests; the env carries DOCKER_HOST.
 	cmd.Env = append(os.Environ(), "COMPOSE_INTERACTIVE_NO_CLI=1")
