@@ -29,9 +29,12 @@ func CheckAddress(addr string) error {
 	if addr == "" {
 		return nil
 	}
+	if !strings.Contains(addr, "://") {
+		// Not quoted here and below: an address that does not parse may hold a password.
+		return errors.New("needs a scheme: http://, https:// or unix://")
+	}
 	u, err := url.Parse(addr)
 	if err != nil {
-		// Not quoted: an address that fails to parse may still hold a password.
 		return errors.New("not a URL")
 	}
 	if u.User != nil {
