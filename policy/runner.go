@@ -86,6 +86,8 @@ type Status struct {
 	Queries      map[string]*float64 `json:"queries"`
 	QueryErrors  map[string]string   `json:"query_errors,omitempty"`
 	Interval     string              `json:"interval"`
+	// QueryOrder is the query names in configuration order.
+	QueryOrder []string `json:"-"`
 }
 
 // DecisionView is a decision as JSON.

@@ -4,10 +4,12 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/autoscalerd/autoscalerd/chart"
 	"github.com/autoscalerd/autoscalerd/policy"
 )
 
@@ -62,4 +64,34 @@ func WriteTable(w io.Writer, p *policy.Policy, ticks []Tick) error {
 		fmt.Fprintln(tw, strings.Join(Row(t), "\t"))
 	}
 	return tw.Flush()
+}
+
+// WriteSVG draws the replay: query values (right axis, dashed), desired and replicas
+// (left axis) over time.
+func WriteSVG(w io.Writer, p *policy.Policy, ticks []Tick) error {
+	c := chart.Chart{Title: "simulate: " + p.Name, XLabel: "seconds from start", Width: 900, Height: 320}
+	desired := chart.Series{Name: "desired", Step: true}
+	replicas := chart.Series{Name: "replicas", Step: true}
+	queries := make([]chart.Series, len(p.Queries))
+	for i, q := range p.Queries {
+		queries[i] = chart.Series{Name: q, Right: true}
+	}
+	for _, t := range ticks {
+		c.X = append(c.X, t.Offset.Seconds())
+		for i, v := range t.Values {
+			f := v.V
+			if v.Err != nil {
+				f = math.NaN()
+			}
+			queries[i].Values = append(queries[i].Values, f)
+		}
+		d := float64(t.Decision.Desired)
+		if t.Decision.Desired < 0 {
+			d = math.NaN()
+		}
+		desired.Values = append(desired.Values, d)
+		replicas.Values = append(replicas.Values, float64(t.Replicas))
+	}
+	c.Series = append(append(queries, desired), replicas)
+	return chart.SVG(w, c)
 }

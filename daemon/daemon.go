@@ -1,0 +1,249 @@
+// Package daemon wires the engine to the outside world: configuration loading and
+// reloading, the HTTP surface (status page, health, metrics, API), leader election,
+// systemd notifications and graceful shutdown.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/ha"
+	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/sources"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// ConfigError is returned by Run when the configuration is invalid at start (exit code 2).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Options say where the configuration comes from.
+type Options struct {
+	// Load reads and checks the configuration; called at start and on every reload.
+	Load func() (*configs.Config, []*policy.Policy, error)
+	// Stderr receives the log.
+	Stderr io.Writer
+	// Version is shown on the status page.
+	Version string
+	// Ready, if set, is called once the daemon serves and its policies run (tests, demo).
+	Ready func(addr string)
+}
+
+// Daemon is one running autoscalerd.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	level   *slog.LevelVar
+	engine  *policy.Engine
+	reg     *prometheus.Registry
+	elector ha.Elector
+
+	mu  sync.Mutex
+	cfg *configs.Config
+
+	reloadMu      sync.Mutex
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	lastReloadErr atomic.Value // string
+	loaded        atomic.Bool
+	trigger       chan struct{}
+}
+
+// Run loads the configuration, serves HTTP and runs every policy until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	// Catch SIGHUP from the start: its default action would kill the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg, ps, err := opts.Load()
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	d := &Daemon{opts: opts, cfg: cfg, trigger: make(chan struct{}, 1), level: new(slog.LevelVar)}
+	d.log = newLogger(opts.Stderr, cfg.Log, d.level)
+	store, err := policy.NewStore(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
+	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
+	d.reg.MustRegister(d.reloadOK, d.reloadTime)
+	shared := sources.NewShared()
+	d.engine = policy.NewEngine(policy.EngineOptions{Logger: d.log, Metrics: policy.NewMetrics(d.reg), Store: store, Shared: shared})
+	if err := d.engine.Apply(ctx, cfg, ps); err != nil {
+		return err
+	}
+	d.loaded.Store(true)
+	d.reloadOK.Set(1)
+	d.reloadTime.SetToCurrentTime()
+	if cfg.HA.Nomad != nil {
+		if d.elector, err = ha.NewNomad(cfg.HA.Nomad, d.log.With("component", "ha")); err != nil {
+			return fmt.Errorf("ha: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		d.engine.Close(context.Background())
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server stopped", "err", err)
+		}
+	}()
+	d.log.Info("autoscalerd started", "listen", ln.Addr().String(), "policies", len(ps), "config", cfg.File, "state_dir", cfg.StateDir, "version", opts.Version)
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.runEngine(runCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.reloadLoop(runCtx, hup)
+	}()
+	notifyReady(d.log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchdog(runCtx, d.log)
+	}()
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+
+	<-ctx.Done()
+	d.log.Info("stopping: letting in-flight scaling actions finish")
+	notifyStopping()
+	stopRun()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	d.engine.Close(shutCtx)
+	d.log.Info("stopped")
+	return nil
+}
+
+// runEngine runs the policies: directly, or only while this daemon holds the HA lock.
+func (d *Daemon) runEngine(ctx context.Context) {
+	if d.elector == nil {
+		d.engine.Run(ctx, context.WithoutCancel(ctx))
+		return
+	}
+	err := d.elector.Run(ctx, func(lead context.Context) {
+		d.log.Info("leadership acquired: evaluating policies")
+		d.engine.Run(lead, lead)
+		d.log.Info("leadership lost or stopping: no longer acting")
+	})
+	if err != nil && ctx.Err() == nil {
+		d.log.Error("leader election stopped", "err", err)
+	}
+}
+
+// role is "leader" or "follower" under HA, "" without it.
+func (d *Daemon) role() string {
+	if d.elector == nil {
+		return ""
+	}
+	if d.elector.IsLeader() {
+		return "leader"
+	}
+	return "follower"
+}
+
+func (d *Daemon) config() *configs.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Reload loads the configuration again and applies it. A configuration that fails to
+// load, compile or build keeps the old one running.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	notifyReloading()
+	defer notifyReady(d.log)
+	cfg, ps, err := d.opts.Load()
+	if err == nil {
+		old := d.config()
+		if cfg.Listen != old.Listen || cfg.StateDir != old.StateDir {
+			d.log.Warn("listen and state_dir changes take effect at the next restart", "listen", old.Listen, "state_dir", old.StateDir)
+			cfg.Listen, cfg.StateDir = old.Listen, old.StateDir
+		}
+		err = d.engine.Apply(ctx, cfg, ps)
+	}
+	if err != nil {
+		d.reloadOK.Set(0)
+		d.lastReloadErr.Store(err.Error())
+		d.log.Error("reload failed; the previous configuration keeps running", "err", err)
+		return err
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.level.Set(levelOf(cfg.Log.Level))
+	d.reloadOK.Set(1)
+	d.reloadTime.SetToCurrentTime()
+	d.lastReloadErr.Store("")
+	d.log.Info("configuration reloaded", "policies", len(ps))
+	return nil
+}
+
+// reloadLoop reloads on SIGHUP and on changes to the configuration files. Triggers that
+// arrive during a reload coalesce into one more reload.
+func (d *Daemon) reloadLoop(ctx context.Context, hup <-chan os.Signal) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchFiles(ctx)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			d.log.Info("SIGHUP: reloading")
+		case <-d.trigger:
+		}
+		_ = d.Reload(ctx)
+	}
+}
+
+// requestReload asks the reload loop for a reload, coalescing with one already pending.
+func (d *Daemon) requestReload() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,7 @@
+// Package all registers every target kind; import it for its side effect.
+package all
+
+import (
+	_ "github.com/autoscalerd/autoscalerd/targets/nomad"
+	_ "github.com/autoscalerd/autoscalerd/targets/process"
+)
