@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
@@ -21,22 +19,15 @@ import (
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
-// decode decodes the kind's YAML as the loader does, checks included.
-func decode(t *testing.T, text string, env map[string]string) (*Config, []string) {
+// decode decodes the kind's YAML as the loader does, defaults and checks included, and
+// returns the configuration errors, one per line ("" when valid).
+func decode(t *testing.T, text string, env map[string]string) (*Config, string) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var errs configs.Errors
-	d := configs.NewDecoder("q.yaml", &errs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	cfg := &Config{}
-	d.Decode(&root, "exec", cfg)
-	var msgs []string
-	for _, e := range errs {
-		msgs = append(msgs, e.Error())
+	if err := plugintest.Decode(t, text, cfg, env); err != nil {
+		return cfg, err.Error()
 	}
-	return cfg, msgs
+	return cfg, ""
 }
 
 func build(t *testing.T, cfg *Config) sources.Source {
@@ -224,16 +215,15 @@ func TestConfig(t *testing.T) {
 		want []string // none: valid
 	}{
 		{name: "valid", yaml: "command: [sh, -c, 'echo 1']\ndir: /tmp\nenv: {A: b, P: {file: /dev/null}}"},
-		{name: "missing command", yaml: "dir: /tmp", want: []string{`q.yaml:1:1: exec: missing required key "command"`}},
-		{name: "empty command", yaml: "command: []", want: []string{`q.yaml:1:10: exec.command: is empty`}},
-		{name: "empty program", yaml: "command: ['', x]", want: []string{`exec.command: the program name (the first element) is empty`}},
-		{name: "command as a string", yaml: "command: echo 1", want: []string{`exec.command: expected a list, got "echo 1"`}},
-		{name: "bad env name", yaml: "command: [x]\nenv: {'A=B': c}", want: []string{`exec.env: "A=B" is not an environment variable name`}},
+		{name: "missing command", yaml: "dir: /tmp", want: []string{`test.yaml:1:1: q: missing required key "command"`}},
+		{name: "empty command", yaml: "command: []", want: []string{`test.yaml:1:10: q.command: is empty`}},
+		{name: "empty program", yaml: "command: ['', x]", want: []string{`q.command: the program name (the first element) is empty`}},
+		{name: "command as a string", yaml: "command: echo 1", want: []string{`q.command: expected a list, got "echo 1"`}},
+		{name: "bad env name", yaml: "command: [x]\nenv: {'A=B': c}", want: []string{`q.env: "A=B" is not an environment variable name`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errs := decode(t, tt.yaml, nil)
-			all := strings.Join(errs, "\n")
+			_, all := decode(t, tt.yaml, nil)
 			if len(tt.want) == 0 && all != "" {
 				t.Fatalf("unexpected errors:\n%s", all)
 			}

@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
@@ -83,22 +80,15 @@ func hatchetServer(t *testing.T, prefix, body string) *httptest.Server {
 	return srv
 }
 
-// decode decodes the kind's YAML as the loader does, defaults and checks included.
-func decode(t *testing.T, text string, env map[string]string) (*Config, []string) {
+// decode decodes the kind's YAML as the loader does, defaults and checks included, and
+// returns the configuration errors, one per line ("" when valid).
+func decode(t *testing.T, text string, env map[string]string) (*Config, string) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var errs configs.Errors
-	d := configs.NewDecoder("q.yaml", &errs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	cfg := &Config{URL: DefaultURL, State: "queued"}
-	d.Decode(&root, "hatchet", cfg)
-	var msgs []string
-	for _, e := range errs {
-		msgs = append(msgs, e.Error())
+	if err := plugintest.Decode(t, text, cfg, env); err != nil {
+		return cfg, err.Error()
 	}
-	return cfg, msgs
+	return cfg, ""
 }
 
 // syncBuffer is a log sink the test reads while the source writes.
@@ -122,8 +112,8 @@ func (s *syncBuffer) String() string {
 func build(t *testing.T, text string, logs io.Writer) sources.Source {
 	t.Helper()
 	cfg, errs := decode(t, text, map[string]string{"HATCHET_TOKEN": token})
-	if len(errs) > 0 {
-		t.Fatalf("config errors:\n%s", strings.Join(errs, "\n"))
+	if errs != "" {
+		t.Fatalf("config errors:\n%s", errs)
 	}
 	if logs == nil {
 		logs = io.Discard
@@ -296,23 +286,22 @@ func TestConfig(t *testing.T) {
 	}{
 		{name: "minimal", yaml: "tenant_id: " + tenant + "\ntoken: t", url: DefaultURL},
 		{name: "missing keys", yaml: "state: queued", want: []string{
-			`q.yaml:1:1: hatchet: missing required key "tenant_id"`, `missing required key "token"`}},
+			`test.yaml:1:1: q: missing required key "tenant_id"`, `missing required key "token"`}},
 		{name: "tenant name instead of id", yaml: "tenant_id: shop\ntoken: t", want: []string{
-			`q.yaml:1:12: hatchet.tenant_id: "shop" is not a tenant ID`}},
+			`test.yaml:1:12: q.tenant_id: "shop" is not a tenant ID`}},
 		{name: "bad state", yaml: "tenant_id: " + tenant + "\ntoken: t\nstate: failed", want: []string{
-			`hatchet.state: "failed" is not a task state (use queued or running)`}},
-		{name: "empty token", yaml: "tenant_id: " + tenant + "\ntoken: ''", want: []string{`hatchet.token: is empty`}},
+			`q.state: "failed" is not a task state (use queued or running)`}},
+		{name: "empty token", yaml: "tenant_id: " + tenant + "\ntoken: ''", want: []string{`q.token: is empty`}},
 		{name: "bad url", yaml: "tenant_id: " + tenant + "\ntoken: t\nurl: cloud.onhatchet.run", want: []string{
-			`hatchet.url: cloud.onhatchet.run: want an http:// or https:// URL`}},
+			`q.url: cloud.onhatchet.run: want an http:// or https:// URL`}},
 		{name: "duplicate task", yaml: "tenant_id: " + tenant + "\ntoken: t\ntasks: [a, b, a]", want: []string{
-			`hatchet.tasks: lists "a" twice`}},
+			`q.tasks: lists "a" twice`}},
 		{name: "empty task", yaml: "tenant_id: " + tenant + "\ntoken: t\ntasks: ['']", want: []string{
-			`hatchet.tasks: holds an empty task name`}},
+			`q.tasks: holds an empty task name`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, errs := decode(t, tt.yaml, nil)
-			all := strings.Join(errs, "\n")
+			cfg, all := decode(t, tt.yaml, nil)
 			if len(tt.want) == 0 {
 				if all != "" {
 					t.Fatalf("unexpected errors:\n%s", all)

@@ -56,6 +56,7 @@ func (e *Endpoint) CheckConfig(c *configs.Check) {
 			c.Errorf("url", "%v", err)
 		}
 	}
+	e.Method = strings.ToUpper(e.Method) // HTTP methods are case-sensitive; operators' YAML is not
 	known := false
 	for _, m := range methods {
 		known = known || e.Method == m
@@ -273,8 +274,24 @@ func (c *Client) client() (*http.Client, error) {
 		tr.TLSClientConfig = cfg
 	}
 	c.tr = tr
-	c.hc = &http.Client{Transport: tr}
+	c.hc = &http.Client{Transport: tr, CheckRedirect: sameOrigin}
 	return c.hc, nil
+}
+
+// sameOrigin follows redirects only within the original host, and never from https to
+// http. Go drops Authorization on a redirect to another host but forwards every other
+// header, and an API key in X-Api-Key must not travel to wherever a redirect points.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	switch {
+	case len(via) >= 10:
+		return errors.New("stopped after 10 redirects")
+	case req.URL.Host != first.Host:
+		return fmt.Errorf("redirected to another host, %s; set url to the address that answers", RedactURL(req.URL.String()))
+	case first.Scheme == "https" && req.URL.Scheme != "https":
+		return fmt.Errorf("redirected from https to %s; refusing to send credentials unencrypted", RedactURL(req.URL.String()))
+	}
+	return nil
 }
 
 // Close drops the idle connections.

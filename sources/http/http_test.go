@@ -18,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
-	"go.yaml.in/yaml/v3"
 )
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
@@ -34,30 +32,22 @@ const hatchetStats = `{
   "only-running": {"running": {"total": 4}}
 }`
 
-// decode decodes a query kind's YAML into a Config the way the loader does, with env
-// from env, and returns the config and the error messages.
-func decode(t *testing.T, text string, env map[string]string) (*Config, []string) {
+// decode decodes the kind's YAML as the loader does, defaults and checks included, and
+// returns the configuration errors, one per line ("" when valid).
+func decode(t *testing.T, text string, env map[string]string) (*Config, string) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var errs configs.Errors
-	d := configs.NewDecoder("q.yaml", &errs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	cfg := &Config{Endpoint: Endpoint{Method: http.MethodGet}}
-	d.Decode(&root, "http", cfg)
-	var msgs []string
-	for _, e := range errs {
-		msgs = append(msgs, e.Error())
+	if err := plugintest.Decode(t, text, cfg, env); err != nil {
+		return cfg, err.Error()
 	}
-	return cfg, msgs
+	return cfg, ""
 }
 
 func build(t *testing.T, text string, env map[string]string) sources.Source {
 	t.Helper()
 	cfg, errs := decode(t, text, env)
-	if len(errs) > 0 {
-		t.Fatalf("config errors:\n%s", strings.Join(errs, "\n"))
+	if errs != "" {
+		t.Fatalf("config errors:\n%s", errs)
 	}
 	src, err := New(cfg, sources.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -347,6 +337,31 @@ func TestTransportErrorRedacted(t *testing.T) {
 	}
 }
 
+func TestRedirects(t *testing.T) {
+	other, otherRec := server(t, 200, `{"n": 2}`)
+	same := http.NewServeMux()
+	srv := httptest.NewServer(same)
+	t.Cleanup(srv.Close)
+	same.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/new", http.StatusFound) })
+	same.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"n": 1}`) })
+	same.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/stats?token=tk-secret", http.StatusFound)
+	})
+
+	src := build(t, "url: "+srv.URL+"/old\nvalue: n\nheaders: {X-Api-Key: k3y-secret}", nil)
+	if v, err := value(t, src); err != nil || v != 1 {
+		t.Errorf("same-host redirect: %v, %v", v, err)
+	}
+	src = build(t, "url: "+srv.URL+"/away\nvalue: n\nheaders: {X-Api-Key: k3y-secret}", nil)
+	_, err := value(t, src)
+	if err == nil || !strings.Contains(err.Error(), "redirected to another host, "+other.URL+"/stats?token=<redacted>; set url to the address that answers") {
+		t.Fatalf("error = %v", err)
+	}
+	if got := otherRec.get(); got.header != nil {
+		t.Errorf("the other host got a request with headers %v", got.header)
+	}
+}
+
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -410,7 +425,7 @@ func TestConnectionReuse(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	cfg, errs := decode(t, "url: "+srv.URL+"\nvalue: n", nil)
-	if len(errs) > 0 {
+	if errs != "" {
 		t.Fatal(errs)
 	}
 	src, _ := New(cfg, sources.Deps{})
@@ -482,34 +497,42 @@ func TestConfigErrors(t *testing.T) {
 		want []string
 	}{
 		{name: "missing url and value", yaml: "method: GET", want: []string{
-			`q.yaml:1:1: http: missing required key "url"`, `q.yaml:1:1: http: missing required key "value"`}},
+			`test.yaml:1:1: q: missing required key "url"`, `test.yaml:1:1: q: missing required key "value"`}},
+		{name: "lower-case method is fine", yaml: "url: http://x\nvalue: n\nmethod: post"},
 		{name: "bad method", yaml: "url: http://x\nvalue: n\nmethod: DELETE", want: []string{
-			`q.yaml:3:9: http.method: "DELETE" is not a method a query can use (use GET, POST, PUT, PATCH)`}},
+			`test.yaml:3:9: q.method: "DELETE" is not a method a query can use (use GET, POST, PUT, PATCH)`}},
 		{name: "not http", yaml: "url: ftp://x/y\nvalue: n", want: []string{
-			`q.yaml:1:6: http.url: ftp://x/y: want an http:// or https:// URL`}},
-		{name: "no host", yaml: "url: http:///stats\nvalue: n", want: []string{`http.url: http:///stats: no host`}},
+			`test.yaml:1:6: q.url: ftp://x/y: want an http:// or https:// URL`}},
+		{name: "no host", yaml: "url: http:///stats\nvalue: n", want: []string{`q.url: http:///stats: no host`}},
 		{name: "bad URL does not echo credentials", yaml: "url: \"http://u:pw-secret@[::1\"\nvalue: n", want: []string{
-			`http.url: not a valid URL: missing ']' in host`}},
+			`q.url: not a valid URL: missing ']' in host`}},
 		{name: "scheme error redacts", yaml: "url: \"gopher://u:pw-secret@h/?token=tk-secret\"\nvalue: n", want: []string{
-			`http.url: gopher://<redacted>@h/?token=<redacted>: want an http:// or https:// URL`}},
+			`q.url: gopher://<redacted>@h/?token=<redacted>: want an http:// or https:// URL`}},
 		{name: "bearer and basic", yaml: "url: http://x\nvalue: n\nbearer_token: t\nbasic_auth: {username: u, password: p}", want: []string{
-			`http.bearer_token: give bearer_token or basic_auth, not both`}},
+			`q.bearer_token: give bearer_token or basic_auth, not both`}},
 		{name: "authorization header twice", yaml: "url: http://x\nvalue: n\nbearer_token: t\nheaders: {authorization: x}", want: []string{
-			`http.headers: sets Authorization as well as bearer_token or basic_auth; keep one`}},
+			`q.headers: sets Authorization as well as bearer_token or basic_auth; keep one`}},
 		{name: "bad header name", yaml: "url: http://x\nvalue: n\nheaders: {'X Key': x}", want: []string{
-			`http.headers: "X Key" is not a header name`}},
-		{name: "empty value", yaml: "url: http://x\nvalue: ''", want: []string{`http.value: must not be empty`}},
+			`q.headers: "X Key" is not a header name`}},
+		{name: "empty value", yaml: "url: http://x\nvalue: ''", want: []string{`q.value: must not be empty`}},
 		{name: "basic auth without username", yaml: "url: http://x\nvalue: n\nbasic_auth: {password: p}", want: []string{
-			`http.basic_auth: missing required key "username"`}},
+			`q.basic_auth: missing required key "username"`}},
 		{name: "unknown key", yaml: "url: http://x\nvalue: n\nbearer: t", want: []string{
 			`unknown key "bearer"`}},
 		{name: "cert without key", yaml: "url: http://x\nvalue: n\ntls: {cert_file: c.pem}", want: []string{
-			`http.tls: cert_file and key_file go together`}},
+			`q.tls: cert_file and key_file go together`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errs := decode(t, tt.yaml, nil)
-			all := strings.Join(errs, "\n")
+			cfg, all := decode(t, tt.yaml, nil)
+			if len(tt.want) == 0 {
+				if all != "" {
+					t.Fatalf("unexpected errors:\n%s", all)
+				}
+				if cfg.Method != strings.ToUpper(cfg.Method) {
+					t.Errorf("method %q was not upper-cased", cfg.Method)
+				}
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(all, w) {
 					t.Errorf("errors:\n%s\ndo not contain %q", all, w)
