@@ -167,10 +167,8 @@ func processGone(pid int) bool {
 	if err != nil {
 		return true
 	}
-	// The state follows the command name, which is in parentheses and may contain spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+	state, _, ok := parseStat(b)
+	return ok && state == 'Z'
 }
 
 // waitGone waits until every pid has exited.

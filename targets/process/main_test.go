@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 //
 //	IGNORE_TERM=1  ignore SIGTERM (to test the SIGKILL after stop_timeout)
 //	GRANDCHILD=1   start a copy of itself in the same process group first
+//	NO_WAIT=1      exit without waiting for the grandchild (which is left to init)
 //	ROLE           printed before "got ..." (grandchild or leader)
 //	SAY            lines to print on stdout first, separated by "|"
 //	SAY_ERR        a line to print on stderr first
@@ -77,7 +78,7 @@ func serveChild() {
 	fmt.Printf("%s ready replica=%s pid=%d dir=%s\n", role, os.Getenv(ReplicaEnv), os.Getpid(), wd)
 	sig := <-sigs
 	fmt.Printf("%s got %s\n", role, signalName(sig.(syscall.Signal)))
-	if grandchild != nil {
+	if grandchild != nil && os.Getenv("NO_WAIT") != "1" {
 		// A well-behaved parent waits for what it started.
 		_ = grandchild.Wait()
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/targets"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed sample.conf
@@ -34,7 +35,7 @@ const ReplicaEnv = "AUTOSCALER_REPLICA"
 // Config is the `process` target kind.
 type Config struct {
 	// Command is the argv of each replica; it runs without a shell.
-	Command []string `yaml:"command" required:"true"`
+	Command Argv `yaml:"command" required:"true"`
 	// Dir is the working directory; the daemon's own when empty.
 	Dir string `yaml:"dir"`
 	// Env is added to the daemon's environment. Values are secrets (a string or
@@ -48,6 +49,28 @@ type Config struct {
 	Restart string `yaml:"restart"`
 }
 
+// Argv is a program and its arguments, run without a shell.
+type Argv []string
+
+// UnmarshalConfig implements configs.Unmarshaler. A plain string is refused with a hint,
+// because splitting it would need shell rules, and quoting mistakes would be silent.
+func (a *Argv) UnmarshalConfig(d *configs.Decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.ScalarNode {
+		if v, ok := d.Scalar(n, path); ok {
+			d.Errorf(n, path, "%q is one string, but command is a list of arguments run without a shell (write [%s])", v, strings.Join(strings.Fields(v), ", "))
+		}
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		var list []string
+		d.Decode(n, path, &list) // reports what it got instead of a list
+		return
+	}
+	list := []string{} // non-nil: an empty list is reported by CheckConfig
+	d.Decode(n, path, &list)
+	*a = list
+}
+
 func defaultConfig() *Config {
 	return &Config{StopSignal: "SIGTERM", StopTimeout: configs.Duration(10 * time.Second), Restart: RestartAlways}
 }
@@ -58,7 +81,8 @@ func init() {
 
 // CheckConfig implements configs.Checker.
 func (c *Config) CheckConfig(ch *configs.Check) {
-	if ch.Has("command") && (len(c.Command) == 0 || c.Command[0] == "") {
+	// A nil Command was not a list, which Argv already reported.
+	if c.Command != nil && (len(c.Command) == 0 || c.Command[0] == "") {
 		ch.Errorf("command", "must name a program (an argv list such as [/usr/local/bin/worker, --queue, default])")
 	}
 	for k := range c.Env {

@@ -106,10 +106,8 @@ func (c *child) signalGroup(sig syscall.Signal) error {
 	return err
 }
 
-// groupAlive reports whether any process is left in the child's group.
-func (c *child) groupAlive() bool {
-	return !errors.Is(syscall.Kill(-c.pid, 0), syscall.ESRCH)
-}
+// groupAlive reports whether any process of the child's group still runs.
+func (c *child) groupAlive() bool { return groupRunning(c.pid) }
 
 // drain waits for the child's output to reach EOF, at most d, then closes the pipes.
 func (c *child) drain(d time.Duration) {

@@ -115,10 +115,14 @@ func TestStopReachesGrandchildren(t *testing.T) {
 	}{
 		{"stop signal", map[string]string{"GRANDCHILD": "1"}},
 		{"SIGKILL", map[string]string{"GRANDCHILD": "1", "IGNORE_TERM": "1"}},
+		// The grandchild becomes init's zombie (for good, under an init that does not reap):
+		// that is not a process that still runs, and must not hold the stop up.
+		{"parent does not wait", map[string]string{"GRANDCHILD": "1", "NO_WAIT": "1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			const stopTimeout = 3 * time.Second
 			tg, rec := newTestTarget(t, "serve", tc.env, func(c *Config) {
-				c.StopTimeout = configs.Duration(500 * time.Millisecond)
+				c.StopTimeout = configs.Duration(stopTimeout)
 			}, testTiming)
 			mustScale(t, tg, 1)
 			rec.waitN(t, `grandchild ready`, 1, 10*time.Second)
@@ -128,10 +132,14 @@ func TestStopReachesGrandchildren(t *testing.T) {
 				t.Fatal(err)
 			}
 			leader := tg.pids()[1]
-			mustScale(t, tg, 0)
+			took := mustScale(t, tg, 0)
 			waitGone(t, 2*time.Second, leader, grandchild)
 			if tc.env["IGNORE_TERM"] == "" {
 				rec.waitN(t, `^\[pol\.1\] grandchild got SIGTERM$`, 1, time.Second)
+				// Well under stop_timeout, and not waiting for init to reap the orphan.
+				if took >= time.Second {
+					t.Errorf("stop took %s (stop_timeout %s) although the whole group exited on SIGTERM", took, stopTimeout)
+				}
 			}
 		})
 	}
