@@ -93,10 +93,10 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ep := httpsrc.Endpoint{
-		Method:      http.MethodGet,
-		URL:         strings.TrimRight(cfg.URL, "/") + "/api/v1/tenants/" + url.PathEscape(cfg.TenantID) + "/task-stats",
-		BearerToken: cfg.Token,
-		TLS:         cfg.TLS,
+		Method: http.MethodGet,
+		URL:    strings.TrimRight(cfg.URL, "/") + "/api/v1/tenants/" + url.PathEscape(cfg.TenantID) + "/task-stats",
+		Auth:   httpsrc.Auth{BearerToken: cfg.Token},
+		TLS:    cfg.TLS,
 	}
 	return &source{
 		client: httpsrc.NewClient(ep, log),

@@ -30,19 +30,9 @@ const snippetLen = 200
 type Endpoint struct {
 	URL    string `yaml:"url" required:"true"`
 	Method string `yaml:"method"`
-	// Headers are Secrets because they usually carry API keys: they may come from a file,
-	// and they never reach a log.
-	Headers     map[string]configs.Secret `yaml:"headers"`
-	Body        string                    `yaml:"body"`
-	BearerToken configs.Secret            `yaml:"bearer_token"`
-	BasicAuth   *BasicAuth                `yaml:"basic_auth"`
-	TLS         configs.TLS               `yaml:"tls"`
-}
-
-// BasicAuth is HTTP basic authentication.
-type BasicAuth struct {
-	Username string         `yaml:"username" required:"true"`
-	Password configs.Secret `yaml:"password"`
+	Body   string `yaml:"body"`
+	Auth   `yaml:",inline"`
+	TLS    configs.TLS `yaml:"tls"`
 }
 
 // methods are the methods a query may use. HEAD has no body to read a value from, and the
@@ -64,17 +54,7 @@ func (e *Endpoint) CheckConfig(c *configs.Check) {
 	if !known {
 		c.Errorf("method", "%q is not a method a query can use (use %s)", e.Method, strings.Join(methods, ", "))
 	}
-	if e.BearerToken.IsSet() && e.BasicAuth != nil {
-		c.Errorf("bearer_token", "give bearer_token or basic_auth, not both")
-	}
-	for name := range e.Headers {
-		if http.CanonicalHeaderKey(name) == "Authorization" && (e.BearerToken.IsSet() || e.BasicAuth != nil) {
-			c.Errorf("headers", "sets Authorization as well as bearer_token or basic_auth; keep one")
-		}
-		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " :\t\r\n") {
-			c.Errorf("headers", "%q is not a header name", name)
-		}
-	}
+	e.Auth.CheckConfig(c)
 }
 
 // CheckURL accepts absolute http(s) URLs. Its messages never quote the URL unredacted, so
@@ -118,16 +98,7 @@ func NewClient(ep Endpoint, log *slog.Logger) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	secrets := urlSecrets(ep.URL)
-	secrets = append(secrets, ep.BearerToken.Value())
-	if ep.BasicAuth != nil {
-		secrets = append(secrets, ep.BasicAuth.Password.Value())
-	}
-	for name, v := range ep.Headers {
-		if looksSecret(name) {
-			secrets = append(secrets, v.Value())
-		}
-	}
+	secrets := append(urlSecrets(ep.URL), ep.Auth.Secrets()...)
 	// Longest first: sources.RedactString replaces in order, and one secret may contain
 	// another, which would otherwise leave the longer one's remainder in the text.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
@@ -238,19 +209,7 @@ func (c *Client) request(ctx context.Context) (*http.Request, error) {
 	if c.ep.Body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	for name, v := range c.ep.Headers {
-		if http.CanonicalHeaderKey(name) == "Host" {
-			req.Host = v.Value() // Go sends req.Host, not a Host header
-			continue
-		}
-		req.Header.Set(name, v.Value())
-	}
-	switch {
-	case c.ep.BearerToken.IsSet():
-		req.Header.Set("Authorization", "Bearer "+c.ep.BearerToken.Value())
-	case c.ep.BasicAuth != nil:
-		req.SetBasicAuth(c.ep.BasicAuth.Username, c.ep.BasicAuth.Password.Value())
-	}
+	c.ep.Auth.Apply(req)
 	return req, nil
 }
 
