@@ -22,6 +22,9 @@ import (
 // a misconfigured URL pointing at a file server must not fill the daemon's memory.
 const MaxBody = 10 << 20
 
+// minScrub is the length of the shortest value scrubbed from messages as a credential.
+const minScrub = 4
+
 // snippetLen is how much of an unexpected response body an error message quotes.
 const snippetLen = 200
 
@@ -98,7 +101,9 @@ func NewClient(ep Endpoint, log *slog.Logger) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	secrets := append(urlSecrets(ep.URL), ep.Auth.Secrets()...)
+	// Values shorter than minScrub are not credentials ("1", "on"), and replacing them
+	// would garble every message.
+	secrets := slices.DeleteFunc(append(urlSecrets(ep.URL), ep.Auth.Secrets()...), func(s string) bool { return len(s) < minScrub })
 	// Longest first: sources.RedactString replaces in order, and one secret may contain
 	// another, which would otherwise leave the longer one's remainder in the text.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
@@ -128,16 +133,10 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Fetch sends the request and returns the body of a 2xx response. Every error names the
-// method and the redacted URL; a non-2xx status is a *StatusError quoting the start of
-// the body, with the client's credentials removed.
-func (c *Client) Fetch(ctx context.Context) ([]byte, error) {
-	body, _, err := c.fetch(ctx)
-	return body, err
-}
-
-// FetchJSON is Fetch for endpoints that answer JSON: a body that is not valid JSON is an
-// error quoting its start and the Content-Type the server claimed.
+// FetchJSON sends the request and returns the body of a 2xx JSON response. Every error
+// names the method and the redacted URL. A non-2xx status is a *StatusError quoting the
+// start of the body; a body that is not valid JSON is an error quoting its start and the
+// Content-Type the server claimed. Quotes have the client's credentials removed.
 func (c *Client) FetchJSON(ctx context.Context) ([]byte, error) {
 	body, ctype, err := c.fetch(ctx)
 	if err != nil {
@@ -168,12 +167,13 @@ func (c *Client) fetch(ctx context.Context) ([]byte, string, error) {
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
-		// url.Error quotes the full URL (query credentials included): keep only its cause.
+		// url.Error quotes the full URL (query credentials included): keep only its cause,
+		// and scrub that too, in case a proxy or a redirect put a credential in it.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, "", fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err)
+		return nil, "", sources.Redact(fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err), c.secrets...)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))

@@ -292,6 +292,11 @@ func TestValueErrors(t *testing.T) {
 			want:  []string{"bad key <redacted> for X-Api-Key"},
 		},
 		{
+			name: "short credential-like header values are not scrubbed", status: 501, body: "level 1 unsupported",
+			query: "headers: {X-Auth-Level: '1'}\nvalue: n",
+			want:  []string{"501 Not Implemented: level 1 unsupported"},
+		},
+		{
 			name: "echoed basic auth password is redacted", status: 403, body: "user scaler password s3cr3t-tok refused",
 			query: "basic_auth: {username: scaler, password: \"${TOKEN}\"}\nvalue: n",
 			want:  []string{"403 Forbidden: user scaler password <redacted> refused"},

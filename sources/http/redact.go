@@ -64,9 +64,9 @@ func redactQuery(q string) string {
 	return strings.Join(parts, "&")
 }
 
-// urlSecrets lists the credential values inside raw (the userinfo password and username,
-// secret-named query values), so they can also be scrubbed from response bodies that echo
-// them back.
+// urlSecrets lists the credential values inside raw (the userinfo password, or the user
+// name when it stands alone, as API tokens do: https://TOKEN@host; secret-named query
+// values), so they can also be scrubbed from response bodies that echo them back.
 func urlSecrets(raw string) []string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -74,9 +74,10 @@ func urlSecrets(raw string) []string {
 	}
 	var out []string
 	if u.User != nil {
-		out = append(out, u.User.Username())
 		if p, ok := u.User.Password(); ok {
 			out = append(out, p)
+		} else {
+			out = append(out, u.User.Username())
 		}
 	}
 	for name, vals := range u.Query() {
