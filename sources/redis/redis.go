@@ -1,0 +1,272 @@
+// Package redis reads the length of a Redis work queue: a list (LPUSH/BRPOP), a stream
+// (with or without a consumer group), a sorted set (delayed jobs) or a set.
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
+)
+
+//go:embed sample.conf
+var sample string
+
+// Config is the `redis` query kind.
+type Config struct {
+	Address string `yaml:"address"`
+	// URL is redis://[user:password@]host:port/db or rediss:// for TLS. It is a secret
+	// because it may carry the password.
+	URL      configs.Secret `yaml:"url"`
+	Password configs.Secret `yaml:"password"`
+	DB       int            `yaml:"db"`
+	Key      string         `yaml:"key" required:"true"`
+	Type     string         `yaml:"type"`
+	Group    string         `yaml:"group"`
+}
+
+// types are the key types a query can measure, with the command that measures each.
+var types = []string{"auto", "list", "stream", "zset", "set"}
+
+func init() {
+	sources.Register("redis", sample, func() *Config { return &Config{Type: "auto"} }, New)
+	// go-redis prints dial failures with the standard logger, outside the daemon's log
+	// and once per retry. Every failure already reaches the engine as the query's error.
+	redis.SetLogger(quiet{})
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// CheckConfig implements configs.Checker.
+func (c *Config) CheckConfig(ch *configs.Check) {
+	switch {
+	case c.Address == "" && !c.URL.IsSet():
+		ch.Errorf("", "needs address (host:port) or url (redis://...)")
+	case c.Address != "" && c.URL.IsSet():
+		ch.Errorf("url", "give address or url, not both")
+	case c.URL.IsSet():
+		opts, err := redis.ParseURL(c.URL.Value())
+		if err != nil {
+			ch.Errorf("url", "%v", redactURLError(err, c.URL.Value()))
+			break
+		}
+		if ch.Has("db") {
+			ch.Errorf("db", "put the database in the url instead (redis://host:6379/%d)", c.DB)
+		}
+		if opts.Password != "" && c.Password.IsSet() {
+			ch.Errorf("password", "the url has a password already; give it once")
+		}
+	case strings.Contains(c.Address, "://"):
+		ch.Errorf("address", "%q is a URL; use url: for URLs, address: for host:port", redactedURL(c.Address))
+	}
+	if c.DB < 0 {
+		ch.Errorf("db", "must not be negative")
+	}
+	if ch.Has("key") && c.Key == "" {
+		ch.Errorf("key", "must not be empty")
+	}
+	if !slices.Contains(types, c.Type) {
+		ch.Errorf("type", "%q is not a type a query can measure (use %s)", c.Type, strings.Join(types, ", "))
+	}
+	if c.Group != "" && c.Type != "auto" && c.Type != "stream" {
+		ch.Errorf("group", "consumer groups belong to streams; this key has type: %s", c.Type)
+	}
+}
+
+type source struct {
+	opts   *redis.Options
+	key    string
+	typ    string
+	group  string
+	where  string // host:port/db, for messages
+	secret []string
+	shared *sources.Shared
+
+	mu      sync.Mutex
+	client  *redis.Client
+	release func()
+}
+
+// New returns the source for cfg. The client is opened (or joined) on first use.
+func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
+	opts := &redis.Options{Addr: cfg.Address, DB: cfg.DB}
+	if cfg.URL.IsSet() {
+		var err error
+		if opts, err = redis.ParseURL(cfg.URL.Value()); err != nil {
+			return nil, redactURLError(err, cfg.URL.Value())
+		}
+	}
+	if cfg.Password.IsSet() {
+		opts.Password = cfg.Password.Value()
+	}
+	// The engine's per-query timeout is the deadline; without this go-redis would use its
+	// own 3s socket timeouts instead.
+	opts.ContextTimeoutEnabled = true
+	// CLIENT SETINFO only exists from Redis 7.2; older servers log an error per connection.
+	opts.DisableIdentity = true
+	s := &source{
+		opts: opts, key: cfg.Key, typ: cfg.Type, group: cfg.Group, shared: deps.Shared,
+		where:  fmt.Sprintf("%s/%d", opts.Addr, opts.DB),
+		secret: []string{cfg.URL.Value(), opts.Password},
+	}
+	if s.typ == "" {
+		s.typ = "auto"
+	}
+	if s.shared == nil {
+		s.shared = sources.NewShared()
+	}
+	return s, nil
+}
+
+// sharedKey tells clients apart: same server and database, same credentials, same TLS.
+func (s *source) sharedKey() string {
+	return fmt.Sprintf("redis:%s/%d/%s/%s/tls=%t", s.opts.Addr, s.opts.DB, s.opts.Username, sources.Fingerprint(s.opts.Password), s.opts.TLSConfig != nil)
+}
+
+func (s *source) connect() (*redis.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		return s.client, nil
+	}
+	v, release, err := s.shared.Acquire(s.sharedKey(), func() (io.Closer, error) {
+		return redis.NewClient(s.opts), nil // connects on first command
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.client, s.release = v.(*redis.Client), release
+	return s.client, nil
+}
+
+func (s *source) Value(ctx context.Context) (float64, error) {
+	c, err := s.connect()
+	if err != nil {
+		return 0, s.errorf("%w", err)
+	}
+	n, err := s.length(ctx, c)
+	if err != nil {
+		return 0, s.errorf("key %q: %w", s.key, err)
+	}
+	return float64(n), nil
+}
+
+// length asks Redis for the key's type, then measures it with the matching command.
+func (s *source) length(ctx context.Context, c *redis.Client) (int64, error) {
+	actual, err := c.Type(ctx, s.key).Result()
+	if err != nil {
+		return 0, err
+	}
+	if actual == "none" {
+		return 0, nil // an empty queue: Redis deletes a list, set or zset when it empties
+	}
+	if s.typ != "auto" && actual != s.typ {
+		return 0, fmt.Errorf("is a %s, not a %s", actual, s.typ)
+	}
+	if s.group != "" && actual != "stream" {
+		return 0, fmt.Errorf("is a %s; group %q needs a stream", actual, s.group)
+	}
+	switch actual {
+	case "list":
+		return c.LLen(ctx, s.key).Result()
+	case "stream":
+		if s.group != "" {
+			return s.groupBacklog(ctx, c)
+		}
+		return c.XLen(ctx, s.key).Result()
+	case "zset":
+		return c.ZCard(ctx, s.key).Result()
+	case "set":
+		return c.SCard(ctx, s.key).Result()
+	}
+	return 0, fmt.Errorf("is a %s, not a list, stream, zset or set", actual)
+}
+
+func (s *source) errorf(format string, args ...any) error {
+	return sources.Redact(fmt.Errorf("redis %s: "+format, append([]any{s.where}, args...)...), s.secret...)
+}
+
+// Close gives the client back; the last query using it closes it.
+func (s *source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.release != nil {
+		s.release()
+		s.client, s.release = nil, nil
+	}
+	return nil
+}
+
+// redactURLError keeps a URL's password out of a parse error.
+func redactURLError(err error, raw string) error {
+	var secrets []string
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		p, _ := u.User.Password()
+		secrets = append(secrets, p)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // it quotes the whole URL
+	}
+	return sources.Redact(err, append(secrets, raw)...)
+}
+
+// redactedURL is raw without its password, for messages.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}
+
+// parseID splits a stream entry ID ("1700000000000-3") for comparison.
+func parseID(id string) (ms, seq uint64, err error) {
+	a, b, _ := strings.Cut(id, "-")
+	if ms, err = strconv.ParseUint(a, 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("bad stream ID %q", id)
+	}
+	if b != "" {
+		if seq, err = strconv.ParseUint(b, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("bad stream ID %q", id)
+		}
+	}
+	return ms, seq, nil
+}
+
+// compareIDs orders two stream entry IDs like Redis does.
+func compareIDs(a, b string) (int, error) {
+	ams, aseq, err := parseID(a)
+	if err != nil {
+		return 0, err
+	}
+	bms, bseq, err := parseID(b)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case ams != bms:
+		if ams < bms {
+			return -1, nil
+		}
+		return 1, nil
+	case aseq < bseq:
+		return -1, nil
+	case aseq > bseq:
+		return 1, nil
+	}
+	return 0, nil
+}
