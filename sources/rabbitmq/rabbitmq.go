@@ -80,7 +80,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	queuePath := base + "/api/queues/" + url.PathEscape(cfg.VHost) + "/" + url.PathEscape(cfg.Queue)
 	vhostPath := base + "/api/vhosts/" + url.PathEscape(cfg.VHost)
 	ep := func(u string) httpsrc.Endpoint {
-		return httpsrc.Endpoint{URL: u, Method: http.MethodGet, BasicAuth: auth, TLS: cfg.TLS}
+		return httpsrc.Endpoint{URL: u, Method: http.MethodGet, Auth: httpsrc.Auth{BasicAuth: auth}, TLS: cfg.TLS}
 	}
 	return &source{
 		client:     httpsrc.NewClient(ep(queuePath), deps.Logger),
@@ -144,7 +144,7 @@ func (s *source) describe(ctx context.Context, err error) error {
 	switch se.Code {
 	case http.StatusNotFound:
 		// The API answers 404 for a missing vhost and a missing queue alike; ask which.
-		if _, verr := s.vhostProbe.Fetch(ctx); errors.As(verr, &se) && se.Code == http.StatusNotFound {
+		if _, verr := s.vhostProbe.FetchJSON(ctx); errors.As(verr, &se) && se.Code == http.StatusNotFound {
 			return &wrapped{fmt.Sprintf("rabbitmq: vhost %q not found (at %s)", s.vhost, s.vhostProbe.URL()), err}
 		}
 		return &wrapped{fmt.Sprintf("%s: not found", s.name()), err}
