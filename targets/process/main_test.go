@@ -24,6 +24,11 @@ const childModeEnv = "PROCESS_TEST_CHILD"
 func TestMain(m *testing.M) {
 	switch mode := os.Getenv(childModeEnv); mode {
 	case "":
+		// Under -race, a program sleeps 1s at exit by default: the children would look slow
+		// to stop. They inherit this.
+		if os.Getenv("GORACE") == "" {
+			os.Setenv("GORACE", "atexit_sleep_ms=0")
+		}
 		os.Exit(m.Run())
 	case "serve":
 		serveChild()

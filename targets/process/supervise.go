@@ -29,6 +29,7 @@ func (t *target) supervise(r *replica, c *child) {
 				}
 				level("process exited; not restarting it", "replica", r.index, "pid", c.pid,
 					"status", exitStatus(ps), "restart", t.restart)
+				t.departed(r)
 				return
 			}
 			t.log.Warn("process exited; restarting it", "replica", r.index, "pid", c.pid,
@@ -61,6 +62,7 @@ func (t *target) watch(r *replica, c *child) (stopped bool) {
 	case <-r.stop:
 		t.terminate(r, c)
 		r.running.Store(false)
+		t.log.Info("process stopped", "replica", r.index, "pid", c.pid, "status", exitStatus(c.cmd.ProcessState))
 		stopped = true
 	}
 	c.drain(t.timing.drain)

@@ -54,10 +54,14 @@ type target struct {
 	live    map[int]*replica // supervised replicas by index
 	leaving map[int]*replica // replicas being stopped; their indexes stay taken until gone
 	closed  bool
+	changed func()         // from Watch; nil when nobody watches
 	wg      sync.WaitGroup // one per replica goroutine
 }
 
-var _ targets.Closer = (*target)(nil)
+var (
+	_ targets.Closer  = (*target)(nil)
+	_ targets.Watcher = (*target)(nil)
+)
 
 func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
@@ -130,7 +134,7 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 	}
 	if cur := len(t.live); n > cur {
 		defer t.mu.Unlock()
-		return t.scaleUp(n - cur)
+		return t.scaleUp(ctx, n-cur)
 	}
 	stopping := t.pickHighest(len(t.live) - n)
 	t.mu.Unlock()
@@ -138,11 +142,14 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 }
 
 // scaleUp starts k replicas at the lowest free indexes. t.mu is held.
-func (t *target) scaleUp(k int) error {
+func (t *target) scaleUp(ctx context.Context, k int) error {
 	if t.spawn == nil {
 		t.spawn = newSpawner()
 	}
 	for range k {
+		if err := ctx.Err(); err != nil {
+			return t.errorf("scale up: %w", err)
+		}
 		idx := t.freeIndex()
 		c, err := t.start(idx)
 		if err != nil {
@@ -208,6 +215,31 @@ func (t *target) forget(r *replica) {
 	}
 	if t.leaving[r.index] == r {
 		delete(t.leaving, r.index)
+	}
+}
+
+// Watch implements targets.Watcher: it asks for an early evaluation when a replica leaves
+// for good (its restart policy let it go), so the policy sees the lower count at once
+// instead of an interval later.
+func (t *target) Watch(ctx context.Context, changed func()) error {
+	t.mu.Lock()
+	t.changed = changed
+	t.mu.Unlock()
+	<-ctx.Done()
+	t.mu.Lock()
+	t.changed = nil
+	t.mu.Unlock()
+	return nil
+}
+
+// departed drops a replica the restart policy let go and tells the watcher.
+func (t *target) departed(r *replica) {
+	t.forget(r)
+	t.mu.Lock()
+	changed := t.changed
+	t.mu.Unlock()
+	if changed != nil {
+		changed()
 	}
 }
 

@@ -110,19 +110,19 @@ func TestStopTimeoutKills(t *testing.T) {
 
 func TestStopReachesGrandchildren(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
+		name        string
+		env         map[string]string
+		stopTimeout time.Duration
 	}{
-		{"stop signal", map[string]string{"GRANDCHILD": "1"}},
-		{"SIGKILL", map[string]string{"GRANDCHILD": "1", "IGNORE_TERM": "1"}},
+		{"stop signal", map[string]string{"GRANDCHILD": "1"}, 3 * time.Second},
+		{"SIGKILL", map[string]string{"GRANDCHILD": "1", "IGNORE_TERM": "1"}, 300 * time.Millisecond},
 		// The grandchild becomes init's zombie (for good, under an init that does not reap):
 		// that is not a process that still runs, and must not hold the stop up.
-		{"parent does not wait", map[string]string{"GRANDCHILD": "1", "NO_WAIT": "1"}},
+		{"parent does not wait", map[string]string{"GRANDCHILD": "1", "NO_WAIT": "1"}, 3 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const stopTimeout = 3 * time.Second
 			tg, rec := newTestTarget(t, "serve", tc.env, func(c *Config) {
-				c.StopTimeout = configs.Duration(stopTimeout)
+				c.StopTimeout = configs.Duration(tc.stopTimeout)
 			}, testTiming)
 			mustScale(t, tg, 1)
 			rec.waitN(t, `grandchild ready`, 1, 10*time.Second)
@@ -138,7 +138,7 @@ func TestStopReachesGrandchildren(t *testing.T) {
 				rec.waitN(t, `^\[pol\.1\] grandchild got SIGTERM$`, 1, time.Second)
 				// Well under stop_timeout, and not waiting for init to reap the orphan.
 				if took >= time.Second {
-					t.Errorf("stop took %s (stop_timeout %s) although the whole group exited on SIGTERM", took, stopTimeout)
+					t.Errorf("stop took %s (stop_timeout %s) although the whole group exited on SIGTERM", took, tc.stopTimeout)
 				}
 			}
 		})
@@ -183,6 +183,40 @@ func TestRestartPolicy(t *testing.T) {
 			mustScale(t, tg, 1)
 			rec.waitN(t, `^\[pol\.1\] leader ready replica=1 `, 2, 10*time.Second)
 		})
+	}
+}
+
+func TestWatchReportsDepartures(t *testing.T) {
+	tg, rec := newTestTarget(t, "exit", map[string]string{"EXIT_CODE": "0", "EXIT_AFTER": "200ms"}, func(c *Config) {
+		c.Restart = RestartOnFailure
+	}, testTiming)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan targets.Status, 1)
+	watching := make(chan error)
+	go func() {
+		watching <- tg.Watch(ctx, func() {
+			st, _ := tg.Status(context.Background())
+			changed <- st
+		})
+	}()
+	for registered := false; !registered; time.Sleep(time.Millisecond) {
+		tg.mu.Lock()
+		registered = tg.changed != nil
+		tg.mu.Unlock()
+	}
+	mustScale(t, tg, 1)
+	rec.waitN(t, `leader ready`, 1, 10*time.Second)
+	select {
+	case st := <-changed:
+		if st != (targets.Status{}) {
+			t.Errorf("when told of the change, Status = %+v, want the replica gone", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change reported after the replica exited for good")
+	}
+	cancel()
+	if err := <-watching; err != nil {
+		t.Errorf("watch: %v", err)
 	}
 }
 
@@ -257,7 +291,17 @@ func TestOutputGoesToLogWithPrefix(t *testing.T) {
 
 func TestEnvAndDir(t *testing.T) {
 	dir := t.TempDir()
-	tg, rec := newTestTarget(t, "serve", map[string]string{"SAY": "token=${NOT_EXPANDED} x"}, func(c *Config) { c.Dir = dir }, testTiming)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, dir+"/worker"); err != nil {
+		t.Fatal(err)
+	}
+	tg, rec := newTestTarget(t, "serve", map[string]string{"SAY": "token=${NOT_EXPANDED} x"}, func(c *Config) {
+		c.Dir = dir
+		c.Command = []string{"./worker"} // relative to dir
+	}, testTiming)
 	mustScale(t, tg, 1)
 	r := rec.waitN(t, `leader ready`, 1, 10*time.Second)
 	if !strings.HasSuffix(r[0].msg, " dir="+dir) {
