@@ -353,6 +353,7 @@ func TestComposeEngineRestart(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
+	changed := watch(t, tg)
 	done := make(chan error, 1)
 	go func() { done <- tg.Scale(context.Background(), 8, targets.Reason{}) }()
 	select {
@@ -370,6 +371,11 @@ func TestComposeEngineRestart(t *testing.T) {
 		}
 	})
 	tg.beforeStart = nil
+	// The event stream reconnects by itself and reports a change, since it missed events.
+	for len(changed) > 0 {
+		<-changed
+	}
+	waitChanged(t, changed, "the engine restart")
 
 	// The engine's tick retries; so do we, until it converges.
 	deadline := time.Now().Add(90 * time.Second)
@@ -412,4 +418,61 @@ func TestComposeEngineRestart(t *testing.T) {
 	if n != 8 {
 		t.Errorf("%d containers named like workers, want 8", n)
 	}
+}
+
+// watch runs tg.Watch until the test ends and returns a channel that receives a value per
+// reported change.
+func watch(t *testing.T, w targets.Watcher) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Watch(ctx, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	return changed
+}
+
+func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-changed:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no change reported after %s", what)
+	}
+}
+
+// TestComposeWatch: someone runs `docker-compose up --scale` next to autoscalerd; the
+// target notices at once.
+func TestComposeWatch(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("ascw")
+	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
+	tg := newTarget(t, project, "worker")
+	changed := watch(t, tg)
+	time.Sleep(300 * time.Millisecond) // let the event stream connect
+	for len(changed) > 0 {
+		<-changed
+	}
+	testenv.Compose(t, dir, project, "up", "-d", "--scale", "worker=3")
+	waitChanged(t, changed, "docker-compose up --scale worker=3")
+	st, err := tg.Status(context.Background())
+	if err != nil || st.Replicas != 3 {
+		t.Fatalf("Status = %+v, %v; want the 3 replicas compose started", st, err)
+	}
+	// Our own clones and compose's coexist: scale on from compose's 3.
+	mustScale(t, tg, 5)
+	checkReplicas(t, c, dir, project, "_", 5, 0)
 }

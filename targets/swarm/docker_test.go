@@ -138,6 +138,32 @@ func TestSwarm(t *testing.T) {
 		}
 	})
 
+	t.Run("outside change noticed", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(ctx)
+		changed := make(chan struct{}, 100)
+		done := make(chan error, 1)
+		go func() {
+			done <- tg.Watch(ctx, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+		}()
+		defer func() { cancel(); <-done }()
+		time.Sleep(300 * time.Millisecond) // let the event stream connect
+		docker(t, "service", "scale", "--detach", name+"=2")
+		select {
+		case <-changed:
+		case <-time.After(15 * time.Second):
+			t.Fatal("docker service scale was not noticed")
+		}
+		st, err := tg.Status(ctx)
+		if err != nil || st.Replicas != 2 {
+			t.Fatalf("Status = %+v, %v; want 2", st, err)
+		}
+	})
+
 	t.Run("global refused", func(t *testing.T) {
 		g := newTarget(t, global)
 		err := g.Scale(ctx, 2, targets.Reason{})
