@@ -11,34 +11,29 @@ import (
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/targets"
-	"go.yaml.in/yaml/v3"
 )
 
 func TestReadmeShowsSample(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
-// decodeTarget decodes a `target:` document the way the loader does.
-func decodeTarget(t *testing.T, doc string, env map[string]string) (*Config, error) {
+// decode decodes the body of a `process:` target as the loader does, defaults and checks
+// included.
+func decode(t *testing.T, body string, env map[string]string) (*Config, error) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var errs configs.Errors
-	d := configs.NewDecoder("t.yaml", &errs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	var out struct {
-		Target configs.Target `yaml:"target"`
-	}
-	d.Decode(&root, "", &out)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	return out.Target.Config.(*Config), nil
+	cfg := defaultConfig()
+	return cfg, plugintest.Decode(t, body, cfg, env)
 }
 
 func TestSampleDecodes(t *testing.T) {
-	cfg, err := decodeTarget(t, sample, map[string]string{"WORKER_TOKEN": "s3cret"})
-	if err != nil {
+	// Through the target registry, as in a policy.
+	var policy struct {
+		Target configs.Target `yaml:"target"`
+	}
+	if err := plugintest.Decode(t, sample, &policy, map[string]string{"WORKER_TOKEN": "s3cret"}); err != nil {
 		t.Fatal(err)
+	}
+	cfg, ok := policy.Target.Config.(*Config)
+	if policy.Target.Kind != "process" || !ok {
+		t.Fatalf("sample decodes to target kind %q (%T)", policy.Target.Kind, policy.Target.Config)
 	}
 	if want := []string{"/usr/local/bin/worker", "--queue", "default"}; !slices.Equal(cfg.Command, want) {
 		t.Errorf("command = %q, want %q", cfg.Command, want)
@@ -52,7 +47,7 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	cfg, err := decodeTarget(t, "target:\n  process:\n    command: [worker]\n", nil)
+	cfg, err := decode(t, "command: [worker]\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +61,7 @@ func TestEnvSecretFromFile(t *testing.T) {
 	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := decodeTarget(t, "target:\n  process:\n    command: [worker]\n    env: { TOKEN: { file: "+f+" } }\n", nil)
+	cfg, err := decode(t, "command: [worker]\nenv: { TOKEN: { file: "+f+" } }\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,29 +76,29 @@ func TestEnvSecretFromFile(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
-		{"missing command", "target:\n  process:\n    dir: /srv\n",
-			`t.yaml:3:5: target.process: missing required key "command"`},
-		{"empty command", "target:\n  process:\n    command: []\n",
-			`t.yaml:3:14: target.process.command: must name a program (an argv list such as [/usr/local/bin/worker, --queue, default])`},
-		{"command is a string", "target:\n  process:\n    command: worker --queue x\n",
-			`t.yaml:3:14: target.process.command: "worker --queue x" is one string, but command is a list of arguments run without a shell (write [worker, --queue, x])`},
-		{"command is a mapping", "target:\n  process:\n    command: { a: b }\n",
-			`t.yaml:3:14: target.process.command: expected a list, got a mapping`},
-		{"bad signal", "target:\n  process:\n    command: [w]\n    stop_signal: SIGFOO\n",
-			`t.yaml:4:18: target.process.stop_signal: "SIGFOO" is not a stop signal (use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL; the SIG prefix is optional)`},
-		{"stop is not a stop signal", "target:\n  process:\n    command: [w]\n    stop_signal: STOP\n",
-			`t.yaml:4:18: target.process.stop_signal: "STOP" is not a stop signal (use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL; the SIG prefix is optional)`},
-		{"bad restart", "target:\n  process:\n    command: [w]\n    restart: on_failure\n",
-			`t.yaml:4:14: target.process.restart: "on_failure" is not a restart policy (use always, on-failure or never)`},
-		{"bad stop_timeout", "target:\n  process:\n    command: [w]\n    stop_timeout: 10\n",
-			`t.yaml:4:19: target.process.stop_timeout: "10" is not a duration (use 10s)`},
-		{"replica env reserved", "target:\n  process:\n    command: [w]\n    env: { AUTOSCALER_REPLICA: \"1\" }\n",
-			`t.yaml:4:10: target.process.env: AUTOSCALER_REPLICA is set by autoscalerd for each replica and cannot be overridden`},
-		{"unknown key", "target:\n  process:\n    command: [w]\n    restarts: never\n",
-			`t.yaml:4:5: target.process: unknown key "restarts" (did you mean "restart"?)`},
+		{"missing command", "dir: /srv\n",
+			`test.yaml:1:1: q: missing required key "command"`},
+		{"empty command", "command: []\n",
+			`test.yaml:1:10: q.command: must name a program (an argv list such as [/usr/local/bin/worker, --queue, default])`},
+		{"command is a string", "command: worker --queue x\n",
+			`test.yaml:1:10: q.command: "worker --queue x" is one string, but command is a list of arguments run without a shell (write [worker, --queue, x])`},
+		{"command is a mapping", "command: { a: b }\n",
+			`test.yaml:1:10: q.command: expected a list, got a mapping`},
+		{"bad signal", "command: [w]\nstop_signal: SIGFOO\n",
+			`test.yaml:2:14: q.stop_signal: "SIGFOO" is not a stop signal (use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL; the SIG prefix is optional)`},
+		{"stop is not a stop signal", "command: [w]\nstop_signal: STOP\n",
+			`test.yaml:2:14: q.stop_signal: "STOP" is not a stop signal (use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL; the SIG prefix is optional)`},
+		{"bad restart", "command: [w]\nrestart: on_failure\n",
+			`test.yaml:2:10: q.restart: "on_failure" is not a restart policy (use always, on-failure or never)`},
+		{"bad stop_timeout", "command: [w]\nstop_timeout: 10\n",
+			`test.yaml:2:15: q.stop_timeout: "10" is not a duration (use 10s)`},
+		{"replica env reserved", "command: [w]\nenv: { AUTOSCALER_REPLICA: \"1\" }\n",
+			`test.yaml:2:6: q.env: AUTOSCALER_REPLICA is set by autoscalerd for each replica and cannot be overridden`},
+		{"unknown key", "command: [w]\nrestarts: never\n",
+			`test.yaml:2:1: q: unknown key "restarts" (did you mean "restart"?)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeTarget(t, tc.doc, nil)
+			_, err := decode(t, tc.doc, nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -156,5 +151,28 @@ func TestTargetKey(t *testing.T) {
 	}
 	if strings.Contains(x.TargetKey(), "//") {
 		t.Error("dir not cleaned")
+	}
+}
+
+func TestTwoPoliciesOneCommandRefused(t *testing.T) {
+	const file = `
+policies:
+  - name: a
+    target: { process: { command: [/bin/worker, -q, x], dir: /srv/w } }
+    max: 3
+    replicas: "1"
+  - name: b
+    target: { process: { command: [/bin/worker, -q, x], dir: /srv/w/, restart: never } }
+    max: 3
+    replicas: "1"
+  - name: c
+    target: { process: { command: [/bin/worker, -q, y], dir: /srv/w } }
+    max: 3
+    replicas: "1"
+`
+	_, err := configs.Parse("a.yaml", []byte(file), configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	const want = `a.yaml:8:13: policies[1].target: policy "b" drives the same target as policy "a" (process:["/bin/worker" "-q" "x"] in /srv/w); two policies may not drive one target`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
 	}
 }
