@@ -22,10 +22,6 @@ type Decoder struct {
 	errs   *Errors
 	lookup func(string) (string, bool)
 	pos    map[string]Pos
-	// failed holds the paths whose value could not be decoded (an unset ${VAR}, a wrong
-	// type), so a check does not report a second, derived error on the zero value left
-	// behind ("is not set" followed by "must not be empty").
-	failed map[string]bool
 }
 
 // Unmarshaler is implemented by config types that decode themselves from a node.
@@ -46,12 +42,8 @@ type Check struct {
 }
 
 // Errorf records an error on field (a key of the struct being checked, or "" for the struct).
-// A field whose value already failed to decode gets no second error.
 func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
-	if field != "" && c.d.failed[p] {
-		return
-	}
 	pos, ok := c.d.pos[p]
 	if !ok {
 		pos, p = c.d.nodePos(c.node), c.path
@@ -73,12 +65,11 @@ func (c *Check) Decoder() *Decoder { return c.d }
 
 // NewDecoder returns a decoder for one file whose errors go to errs.
 func NewDecoder(file string, errs *Errors, lookup func(string) (string, bool)) *Decoder {
-	return &Decoder{file: file, errs: errs, lookup: lookup, pos: map[string]Pos{}, failed: map[string]bool{}}
+	return &Decoder{file: file, errs: errs, lookup: lookup, pos: map[string]Pos{}}
 }
 
 // Errorf records an error at node n.
 func (d *Decoder) Errorf(n *yaml.Node, path, format string, args ...any) {
-	d.failed[path] = true
 	d.errs.Add(d.nodePos(n), path, format, args...)
 }
 
