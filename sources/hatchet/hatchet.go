@@ -51,7 +51,11 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 
 // CheckConfig implements configs.Checker.
 func (c *Config) CheckConfig(ch *configs.Check) {
-	if ch.Has("tenant_id") && !uuidRE.MatchString(c.TenantID) {
+	switch {
+	case !ch.Has("tenant_id"):
+	case c.TenantID == "":
+		ch.Errorf("tenant_id", "is empty (the tenant's UUID, shown in the Hatchet dashboard's settings)")
+	case !uuidRE.MatchString(c.TenantID):
 		ch.Errorf("tenant_id", "%q is not a tenant ID (a UUID such as 707d0855-80ab-4e1f-a156-f1c4546cbf52, shown in the Hatchet dashboard's settings)", c.TenantID)
 	}
 	if ch.Has("token") && !c.Token.IsSet() {

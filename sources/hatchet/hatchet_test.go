@@ -289,6 +289,7 @@ func TestConfig(t *testing.T) {
 			`test.yaml:1:1: q: missing required key "tenant_id"`, `missing required key "token"`}},
 		{name: "tenant name instead of id", yaml: "tenant_id: shop\ntoken: t", want: []string{
 			`test.yaml:1:12: q.tenant_id: "shop" is not a tenant ID`}},
+		{name: "empty tenant", yaml: "tenant_id: ''\ntoken: t", want: []string{`q.tenant_id: is empty`}},
 		{name: "bad state", yaml: "tenant_id: " + tenant + "\ntoken: t\nstate: failed", want: []string{
 			`q.state: "failed" is not a task state (use queued or running)`}},
 		{name: "empty token", yaml: "tenant_id: " + tenant + "\ntoken: ''", want: []string{`q.token: is empty`}},
