@@ -1,0 +1,284 @@
+package temporal
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/sources"
+)
+
+func TestReadmeShowsSample(t *testing.T) { plugintest.ReadmeShowsSample(t) }
+
+func TestSampleDecodes(t *testing.T) {
+	var q struct {
+		Queries configs.Queries `yaml:"queries"`
+	}
+	if err := plugintest.Decode(t, sample, &q, nil); err != nil {
+		t.Fatalf("sample.conf: %v", err)
+	}
+	cfg := q.Queries[0].Config.(*Config)
+	if cfg.Namespace != "default" || cfg.Measure != "backlog" || strings.Join(cfg.Types, ",") != "workflow,activity" {
+		t.Fatalf("sample.conf decoded to %+v", cfg)
+	}
+}
+
+func newConfig() *Config {
+	return &Config{Namespace: "default", Types: []string{"workflow", "activity"}, Measure: measureBacklog}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct{ name, text, wantErr string }{
+		{"minimal", "address: temporal:7233\ntask_queue: orders", ""},
+		{"cloud", "address: ns.abc.tmprl.cloud:7233\nnamespace: ns.abc\ntask_queue: q\napi_key: k\nmeasure: backlog_age\ntypes: [activity]", ""},
+		{"tls off", "address: h:7233\ntask_queue: q\napi_key: k\ntls: {disabled: true}", ""},
+		{"tls off with settings", "address: h:7233\ntask_queue: q\ntls: {disabled: true, ca_file: ca.pem}", "would be ignored"},
+		{"client cert without key", "address: h:7233\ntask_queue: q\ntls: {cert_file: c.pem}", "cert_file and key_file go together"},
+		{"url not address", "address: http://h:7233\ntask_queue: q", "is not host:port"},
+		{"no port", "address: temporal\ntask_queue: q", "is not host:port"},
+		{"bad type", "address: h:7233\ntask_queue: q\ntypes: [workflow, activities]", `"activities" is not a task queue type`},
+		{"twice", "address: h:7233\ntask_queue: q\ntypes: [workflow, workflow]", "listed twice"},
+		{"no types", "address: h:7233\ntask_queue: q\ntypes: []", "at least one"},
+		{"bad measure", "address: h:7233\ntask_queue: q\nmeasure: depth", `"depth" is not a measure`},
+		{"no task queue", "address: h:7233", `missing required key "task_queue"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := plugintest.Decode(t, tc.text, newConfig(), nil)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+func TestTLSChoice(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		apiKey      string
+		tls         *TLS
+		wantTLS     bool
+		wantInsecur bool
+	}{
+		{"plain", "", nil, false, false},
+		{"api key turns tls on", "k", nil, true, false},
+		{"api key, tls disabled", "k", &TLS{Disabled: true}, false, false},
+		{"tls given", "", &TLS{TLS: configs.TLS{InsecureSkipVerify: true}}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &conn{cfg: Config{Address: "h:7233", APIKey: configs.NewSecret(tc.apiKey), TLS: tc.tls}}
+			opts, err := c.options()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotTLS := opts.ConnectionOptions.TLS != nil
+			if gotTLS != tc.wantTLS || opts.ConnectionOptions.TLSDisabled == tc.wantTLS {
+				t.Fatalf("TLS = %v (disabled %v), want %v", gotTLS, opts.ConnectionOptions.TLSDisabled, tc.wantTLS)
+			}
+			if gotTLS && opts.ConnectionOptions.TLS.InsecureSkipVerify != tc.wantInsecur {
+				t.Fatal("insecure_skip_verify not carried over")
+			}
+			if (opts.Credentials != nil) != (tc.apiKey != "") {
+				t.Fatal("api key credentials not set")
+			}
+		})
+	}
+}
+
+const (
+	workflowQueue     = "orders"       // no worker: workflow tasks pile up
+	orchestratorQueue = "orchestrator" // a worker runs fanOut here
+	activityQueue     = "payments"     // fanOut schedules activities here; no worker
+)
+
+// fanOut schedules n activities on a queue nobody polls and waits for them forever.
+func fanOut(ctx workflow.Context, n int) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: activityQueue, StartToCloseTimeout: time.Hour})
+	var pending []workflow.Future
+	for i := range n {
+		pending = append(pending, workflow.ExecuteActivity(ctx, "Charge", i))
+	}
+	for _, f := range pending {
+		_ = f.Get(ctx, nil)
+	}
+	return nil
+}
+
+// TestServer runs against a real dev server: 4 workflows started on a queue without a
+// worker (workflow backlog), and one workflow that schedules 3 activities on a queue
+// without an activity worker (activity backlog).
+func TestServer(t *testing.T) {
+	srv := testenv.StartTemporal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: srv.Address})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+
+	for i := range 4 {
+		opts := client.StartWorkflowOptions{ID: fmt.Sprintf("order-%d", i), TaskQueue: workflowQueue}
+		if _, err := c.ExecuteWorkflow(ctx, opts, "ProcessOrder", i); err != nil {
+			t.Fatalf("start workflow: %v", err)
+		}
+	}
+	w := worker.New(c, orchestratorQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(fanOut, workflow.RegisterOptions{Name: "FanOut"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "fan-out", TaskQueue: orchestratorQueue}, "FanOut", 3); err != nil {
+		t.Fatalf("start fan-out: %v", err)
+	}
+
+	shared := sources.NewShared()
+	for _, tc := range []struct {
+		name  string
+		queue string
+		types []string
+		want  float64
+	}{
+		{"workflow backlog", workflowQueue, []string{"workflow"}, 4},
+		{"workflow and activity on a workflow queue", workflowQueue, []string{"workflow", "activity"}, 4},
+		{"activity backlog", activityQueue, []string{"activity"}, 3},
+		{"default types on an activity queue", activityQueue, []string{"workflow", "activity"}, 3},
+		{"workflow types only on an activity queue", activityQueue, []string{"workflow"}, 0},
+		{"unused queue", "nobody-uses-this", []string{"workflow", "activity", "nexus"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := newConfig()
+			cfg.Address, cfg.TaskQueue, cfg.Types = srv.Address, tc.queue, tc.types
+			src := build(t, shared, cfg)
+			// Backlog counts are approximate and refreshed by the matching service
+			// asynchronously: poll until they reach what was set up.
+			eventually(t, src, func(v float64) bool { return v == tc.want }, fmt.Sprintf("== %v", tc.want))
+		})
+	}
+
+	t.Run("backlog age", func(t *testing.T) {
+		for _, queue := range []string{workflowQueue, activityQueue} {
+			cfg := newConfig()
+			cfg.Address, cfg.TaskQueue, cfg.Measure = srv.Address, queue, measureBacklogAge
+			src := build(t, shared, cfg)
+			v := eventually(t, src, func(v float64) bool { return v >= 1 }, ">= 1s")
+			if v > 120 {
+				t.Fatalf("%s: backlog age %vs is older than the test", queue, v)
+			}
+		}
+	})
+
+	t.Run("one connection per server", func(t *testing.T) {
+		shared := sources.NewShared()
+		a, b := newConfig(), newConfig()
+		a.Address, a.TaskQueue = srv.Address, workflowQueue
+		b.Address, b.TaskQueue, b.Namespace = srv.Address, activityQueue, "other" // namespace is per request
+		srcA, srcB := build(t, shared, a), build(t, shared, b)
+		if _, err := sources.Read(ctx, srcA, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if n := shared.Len(); n != 1 {
+			t.Fatalf("shared.Len() = %d, want 1", n)
+		}
+		_ = sources.Close(srcA)
+		_ = sources.Close(srcB)
+		if n := shared.Len(); n != 0 {
+			t.Fatalf("shared.Len() = %d after closing both, want 0", n)
+		}
+	})
+
+	t.Run("unknown namespace", func(t *testing.T) {
+		cfg := newConfig()
+		cfg.Address, cfg.TaskQueue, cfg.Namespace = srv.Address, workflowQueue, "nope"
+		_, err := sources.Read(context.Background(), build(t, shared, cfg), 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), `temporal: namespace "nope" not found on `+srv.Address) {
+			t.Fatalf("want a namespace-not-found error, got %v", err)
+		}
+	})
+}
+
+func TestUnreachable(t *testing.T) {
+	// silent accepts connections and never answers: the dial must still end with the
+	// query's timeout.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	for _, tc := range []struct{ name, address string }{
+		{"refused", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))},
+		{"silent", silent.Addr().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := newConfig()
+			cfg.Address, cfg.TaskQueue = tc.address, "q"
+			cfg.APIKey, cfg.TLS = configs.NewSecret("secret-api-key"), &TLS{Disabled: true}
+			src := build(t, sources.NewShared(), cfg)
+			for range 2 { // a failed dial is retried on the next evaluation, not remembered
+				start := time.Now()
+				_, err := sources.Read(context.Background(), src, 2*time.Second)
+				took := time.Since(start)
+				t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				if !strings.Contains(err.Error(), "temporal: connect to "+cfg.Address) {
+					t.Fatalf("error does not name the server: %v", err)
+				}
+				if strings.Contains(err.Error(), "secret-api-key") {
+					t.Fatalf("error leaks the API key: %v", err)
+				}
+				if took > 3*time.Second {
+					t.Fatalf("took %s, past the 2s query timeout", took)
+				}
+			}
+		})
+	}
+}
+
+func build(t *testing.T, shared *sources.Shared, cfg *Config) sources.Source {
+	t.Helper()
+	src, err := New(cfg, sources.Deps{Shared: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sources.Close(src) })
+	return src
+}
+
+func eventually(t *testing.T, src sources.Source, ok func(float64) bool, want string) float64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := sources.Read(context.Background(), src, 5*time.Second)
+		if err == nil && ok(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("value = %v, %v; want %s", v, err, want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
