@@ -17,15 +17,7 @@ import (
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
 func TestSampleDecodes(t *testing.T) {
-	var q struct {
-		Queries map[string]struct {
-			Postgres Config `yaml:"postgres"`
-		} `yaml:"queries"`
-	}
-	env := map[string]string{"TASKS_DSN": "postgres://a:b@db:5432/app?sslmode=disable"}
-	if err := plugintest.Decode(t, sample, &q, env); err != nil {
-		t.Fatal(err)
-	}
+	plugintest.SampleDecodes[Config](t, sample, map[string]string{"TASKS_DSN": "postgres://a:b@db:5432/app?sslmode=disable"})
 }
 
 func newSource(t *testing.T, shared *sources.Shared, dsn, query string) *source {
@@ -176,26 +168,15 @@ func TestRealPostgres(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	cases := []struct{ text, want string }{
-		{"query: SELECT 1", `missing required key "dsn"`},
-		{"dsn: postgres://db/app", `missing required key "query"`},
-		{"{dsn: 'postgres://db/app', query: ' '}", `q.query: must not be empty`},
-		{"{dsn: '', query: SELECT 1}", `q.dsn: must not be empty`},
-		{"{dsn: 'postgres://u:hunter2@db:notaport/app', query: SELECT 1}", `cannot parse`},
-		{"{dsn: 'postgres://u:hunter2@db/app?sslmode=sometimes', query: SELECT 1}", `sslmode`},
-		{"{dsn: 'postgres://u:hunter2@db/app', query: SELECT 1}", ``},
-		{"{dsn: 'host=db user=u password=hunter2 dbname=app', query: SELECT 1}", ``},
-		{"{dsn: {file: /nonexistent/secret}, query: SELECT 1}", `cannot read secret`},
-	}
-	for _, tc := range cases {
-		err := plugintest.Decode(t, tc.text, &Config{}, nil)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: unexpected error %v", tc.text, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got error %v, want one containing %q", tc.text, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "hunter2"):
-			t.Errorf("%s: error leaks the password: %v", tc.text, err)
-		}
-	}
+	plugintest.CheckConfigs(t, func() *Config { return &Config{} }, []plugintest.ConfigCase{
+		{Text: "query: SELECT 1", Want: `missing required key "dsn"`},
+		{Text: "dsn: postgres://db/app", Want: `missing required key "query"`},
+		{Text: "{dsn: 'postgres://db/app', query: ' '}", Want: `q.query: must not be empty`},
+		{Text: "{dsn: '', query: SELECT 1}", Want: `q.dsn: must not be empty`},
+		{Text: "{dsn: 'postgres://u:hunter2@db:notaport/app', query: SELECT 1}", Want: `cannot parse`},
+		{Text: "{dsn: 'postgres://u:hunter2@db/app?sslmode=sometimes', query: SELECT 1}", Want: `sslmode`},
+		{Text: "{dsn: 'postgres://u:hunter2@db/app', query: SELECT 1}", Want: ``},
+		{Text: "{dsn: 'host=db user=u password=hunter2 dbname=app', query: SELECT 1}", Want: ``},
+		{Text: "{dsn: {file: /nonexistent/secret}, query: SELECT 1}", Want: `cannot read secret`},
+	}, "hunter2")
 }

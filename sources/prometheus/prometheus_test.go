@@ -20,16 +20,7 @@ import (
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
-func TestSampleDecodes(t *testing.T) {
-	var q struct {
-		Queries map[string]struct {
-			Prometheus Config `yaml:"prometheus"`
-		} `yaml:"queries"`
-	}
-	if err := plugintest.Decode(t, sample, &q, nil); err != nil {
-		t.Fatal(err)
-	}
-}
+func TestSampleDecodes(t *testing.T) { plugintest.SampleDecodes[Config](t, sample, nil) }
 
 func newSource(t *testing.T, cfg *Config) sources.Source {
 	t.Helper()
@@ -226,26 +217,17 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	cases := []struct{ text, want string }{
-		{"query: up", `missing required key "address"`},
-		{"address: http://p:9090", `missing required key "query"`},
-		{"{address: 'p:9090', query: up}", `is not an http(s) URL`},
-		{"{address: 'http://', query: up}", `has no host`},
-		{"{address: 'http://p', query: ' '}", `q.query: must not be empty`},
-		{"{address: 'http://p', query: up, bearer_token: t, basic_auth: {username: u}}", `give bearer_token or basic_auth, not both`},
-		{"{address: 'http://p', query: up, bearer_token: t, headers: {authorization: x}}", `sets Authorization`},
-		{"{address: 'http://p', query: up, empty_as: none}", `"none" is not a number`},
-		{"{address: 'http://p', query: up, tls: {cert_file: c}}", `cert_file and key_file go together`},
-		{"{address: 'http://p', query: up, querry: x}", `unknown key "querry"`},
-		{"{address: 'http://p', query: up, empty_as: 0, headers: {X-A: b}, basic_auth: {username: u, password: p}}", ``},
-	}
-	for _, tc := range cases {
-		err := plugintest.Decode(t, tc.text, &Config{}, nil)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: unexpected error %v", tc.text, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got error %v, want one containing %q", tc.text, err, tc.want)
-		}
-	}
+	plugintest.CheckConfigs(t, func() *Config { return &Config{} }, []plugintest.ConfigCase{
+		{Text: "query: up", Want: `missing required key "address"`},
+		{Text: "address: http://p:9090", Want: `missing required key "query"`},
+		{Text: "{address: 'p:9090', query: up}", Want: `is not an http(s) URL`},
+		{Text: "{address: 'http://', query: up}", Want: `has no host`},
+		{Text: "{address: 'http://p', query: ' '}", Want: `q.query: must not be empty`},
+		{Text: "{address: 'http://p', query: up, bearer_token: t, basic_auth: {username: u}}", Want: `give bearer_token or basic_auth, not both`},
+		{Text: "{address: 'http://p', query: up, bearer_token: t, headers: {authorization: x}}", Want: `sets Authorization`},
+		{Text: "{address: 'http://p', query: up, empty_as: none}", Want: `"none" is not a number`},
+		{Text: "{address: 'http://p', query: up, tls: {cert_file: c}}", Want: `cert_file and key_file go together`},
+		{Text: "{address: 'http://p', query: up, querry: x}", Want: `unknown key "querry"`},
+		{Text: "{address: 'http://p', query: up, empty_as: 0, headers: {X-A: b}, basic_auth: {username: u, password: p}}", Want: ``},
+	})
 }

@@ -17,16 +17,7 @@ import (
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
-func TestSampleDecodes(t *testing.T) {
-	var q struct {
-		Queries map[string]struct {
-			Redis Config `yaml:"redis"`
-		} `yaml:"queries"`
-	}
-	if err := plugintest.Decode(t, sample, &q, nil); err != nil {
-		t.Fatal(err)
-	}
-}
+func TestSampleDecodes(t *testing.T) { plugintest.SampleDecodes[Config](t, sample, nil) }
 
 func newSource(t *testing.T, shared *sources.Shared, cfg Config) *source {
 	t.Helper()
@@ -287,32 +278,21 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	cases := []struct{ text, want string }{
-		{"key: jobs", `needs address (host:port) or url (redis://...)`},
-		{"{address: 'r:6379', url: 'redis://r:6379', key: jobs}", `give address or url, not both`},
-		{"{address: 'redis://r:6379', key: jobs}", `is a URL; use url:`},
-		{"{url: 'http://r:6379', key: jobs}", `invalid URL scheme`},
-		{"{url: 'redis://:hunter2@r:6379/x', key: jobs}", `invalid database number`},
-		{"{url: 'redis://r:6379/1', db: 2, key: jobs}", `put the database in the url instead`},
-		{"{url: 'redis://:hunter2@r:6379', password: x, key: jobs}", `the url has a password already`},
-		{"{address: 'r:6379', db: -1, key: jobs}", `db: must not be negative`},
-		{"address: 'r:6379'", `missing required key "key"`},
-		{"{address: 'r:6379', key: jobs, type: hash}", `"hash" is not a type a query can measure`},
-		{"{address: 'r:6379', key: jobs, type: list, group: workers}", `consumer groups belong to streams`},
-		{"{address: 'r:6379', key: jobs, type: stream, group: workers}", ``},
-		{"{url: 'rediss://u:hunter2@r:6380/4', key: jobs}", ``},
-	}
-	for _, tc := range cases {
-		err := plugintest.Decode(t, tc.text, &Config{Type: "auto"}, nil)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: unexpected error %v", tc.text, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got error %v, want one containing %q", tc.text, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "hunter2"):
-			t.Errorf("%s: error leaks the password: %v", tc.text, err)
-		}
-	}
+	plugintest.CheckConfigs(t, func() *Config { return &Config{Type: "auto"} }, []plugintest.ConfigCase{
+		{Text: "key: jobs", Want: `needs address (host:port) or url (redis://...)`},
+		{Text: "{address: 'r:6379', url: 'redis://r:6379', key: jobs}", Want: `give address or url, not both`},
+		{Text: "{address: 'redis://r:6379', key: jobs}", Want: `is a URL; use url:`},
+		{Text: "{url: 'http://r:6379', key: jobs}", Want: `invalid URL scheme`},
+		{Text: "{url: 'redis://:hunter2@r:6379/x', key: jobs}", Want: `invalid database number`},
+		{Text: "{url: 'redis://r:6379/1', db: 2, key: jobs}", Want: `put the database in the url instead`},
+		{Text: "{url: 'redis://:hunter2@r:6379', password: x, key: jobs}", Want: `the url has a password already`},
+		{Text: "{address: 'r:6379', db: -1, key: jobs}", Want: `db: must not be negative`},
+		{Text: "address: 'r:6379'", Want: `missing required key "key"`},
+		{Text: "{address: 'r:6379', key: jobs, type: hash}", Want: `"hash" is not a type a query can measure`},
+		{Text: "{address: 'r:6379', key: jobs, type: list, group: workers}", Want: `consumer groups belong to streams`},
+		{Text: "{address: 'r:6379', key: jobs, type: stream, group: workers}", Want: ``},
+		{Text: "{url: 'rediss://u:hunter2@r:6380/4', key: jobs}", Want: ``},
+	}, "hunter2")
 }
 
 func TestCompareIDs(t *testing.T) {
