@@ -263,18 +263,40 @@ func (t *target) Close(ctx context.Context) error {
 	spawn := t.spawn
 	t.mu.Unlock()
 
-	err := t.await(ctx, stopping)
-	if err != nil {
+	if err := t.await(ctx, stopping); err != nil {
 		for _, r := range stopping {
 			r.killNow()
 		}
-		err = t.errorf("close: %w; killed the remaining children", ctx.Err())
+		if !waitFor(&t.wg, killGrace) {
+			// Only a process stuck in the kernel (a dead NFS mount) ignores SIGKILL; the
+			// daemon must still be able to exit, so give up on it.
+			return t.errorf("close: %w; killed the remaining children, but some have not exited %s later", ctx.Err(), killGrace)
+		}
+		spawn.stop() // non-nil: there were children to stop
+		return t.errorf("close: %w; killed the remaining children", ctx.Err())
 	}
 	t.wg.Wait()
 	if spawn != nil {
 		spawn.stop()
 	}
-	return err
+	return nil
+}
+
+// killGrace is how long Close waits for SIGKILLed children once its ctx has ended.
+const killGrace = 5 * time.Second
+
+// waitFor waits for wg at most d and reports whether it finished.
+func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-done:
+		return true
+	case <-tm.C:
+		return false
+	}
 }
 
 // start forks the child for replica idx on the spawner's thread.
