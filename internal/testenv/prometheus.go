@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Prometheus is a Prometheus server started for one test.
@@ -18,11 +20,20 @@ type Prometheus struct {
 	URL string
 }
 
+// PrometheusOptions configure StartPrometheus.
+type PrometheusOptions struct {
+	// Targets are scraped once a second at host:port/metrics.
+	Targets []string
+	// Users, when set, protect the web API with basic auth (name → password), through
+	// Prometheus's own --web.config.file.
+	Users map[string]string
+}
+
 // StartPrometheus starts the Debian prometheus binary on a free loopback port, with its
-// data in a temp dir, scraping every target (host:port, path /metrics) once a second, and
-// waits until it is ready. It stops when the test ends.
-func StartPrometheus(t testing.TB, targets ...string) *Prometheus {
+// data in a temp dir, and waits until it is ready. It stops when the test ends.
+func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	t.Helper()
+	targets := opts.Targets
 	bin := LookPath(t, "prometheus", "apt-get install prometheus")
 	dir := t.TempDir()
 	quoted := make([]string, len(targets))
@@ -48,16 +59,32 @@ scrape_configs:
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
+	if len(opts.Users) > 0 {
+		web := "basic_auth_users:\n"
+		for name, password := range opts.Users {
+			hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			web += fmt.Sprintf("  %q: %q\n", name, hash)
+		}
+		webPath := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(webPath, []byte(web), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Args = append(cmd.Args, "--web.config.file="+webPath)
+	}
 	startServer(t, "prometheus", dir, cmd)
 	p := &Prometheus{URL: "http://" + addr}
-	if err := waitHTTP(context.Background(), p.URL+"/-/ready", 30*time.Second); err != nil {
+	// /-/ready sits behind basic auth too; 401 proves the server is up.
+	if err := waitHTTP(context.Background(), p.URL+"/-/ready", 30*time.Second, len(opts.Users) > 0); err != nil {
 		t.Fatalf("prometheus: %v", err)
 	}
 	return p
 }
 
-// waitHTTP waits until GET url answers 200.
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+// waitHTTP waits until GET url answers 200 (or 401, if authOK).
+func waitHTTP(ctx context.Context, url string, timeout time.Duration, authOK bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -69,7 +96,7 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || authOK && resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 			err = fmt.Errorf("status %s", resp.Status)

@@ -71,7 +71,7 @@ func TestRealPrometheus(t *testing.T) {
 	exp.other.Store(7)
 	srv := httptest.NewServer(exp)
 	defer srv.Close()
-	prom := testenv.StartPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}})
 
 	depth := newSource(t, &Config{Address: prom.URL, Query: `nats_queue_depth{consumer="batch-processor"}`})
 	t.Run("value follows the exporter", func(t *testing.T) {
@@ -117,6 +117,41 @@ func TestRealPrometheus(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
+			}
+		})
+	}
+}
+
+// TestRealPrometheusBasicAuth runs against a Prometheus that demands basic auth
+// (--web.config.file): the right password gets the value, a wrong one a 401 that names
+// what to check and does not quote the password.
+func TestRealPrometheusBasicAuth(t *testing.T) {
+	const password = "c0rrect-h0rse"
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Users: map[string]string{"scaler": password}})
+	cases := []struct {
+		name     string
+		auth     *BasicAuth
+		wantErr  string
+		password string
+	}{
+		{name: "right password", auth: &BasicAuth{Username: "scaler", Password: configs.NewSecret(password)}},
+		{name: "wrong password", auth: &BasicAuth{Username: "scaler", Password: configs.NewSecret("wr0ng-h0rse")}, wantErr: "401 (check bearer_token, basic_auth and headers)", password: "wr0ng-h0rse"},
+		{name: "no credentials", wantErr: "401 (check bearer_token, basic_auth and headers)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := value(t, newSource(t, &Config{Address: prom.URL, Query: "vector(5)", BasicAuth: tc.auth}))
+			if tc.wantErr == "" {
+				if err != nil || got != 5 {
+					t.Fatalf("got %g, %v; want 5", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %g, %v; want an error containing %q", got, err, tc.wantErr)
+			}
+			if tc.password != "" && strings.Contains(err.Error(), tc.password) {
+				t.Errorf("error leaks the password: %v", err)
 			}
 		})
 	}
