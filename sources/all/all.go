@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/autoscalerd/autoscalerd/sources/docker_stats"
 	_ "github.com/autoscalerd/autoscalerd/sources/exec"
 	_ "github.com/autoscalerd/autoscalerd/sources/file"
 	_ "github.com/autoscalerd/autoscalerd/sources/hatchet"

@@ -2,6 +2,8 @@
 package all
 
 import (
+	_ "github.com/autoscalerd/autoscalerd/targets/compose"
 	_ "github.com/autoscalerd/autoscalerd/targets/nomad"
 	_ "github.com/autoscalerd/autoscalerd/targets/process"
+	_ "github.com/autoscalerd/autoscalerd/targets/swarm"
 )
