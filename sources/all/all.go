@@ -12,4 +12,5 @@ import (
 	_ "github.com/autoscalerd/autoscalerd/sources/prometheus"
 	_ "github.com/autoscalerd/autoscalerd/sources/rabbitmq"
 	_ "github.com/autoscalerd/autoscalerd/sources/redis"
+	_ "github.com/autoscalerd/autoscalerd/sources/temporal"
 )

@@ -152,7 +152,11 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v, release, err := deps.Shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
+	shared := deps.Shared
+	if shared == nil { // a caller that shares nothing (a one-off read) still gets a working source
+		shared = sources.NewShared()
+	}
+	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
 		return &conn{cfg: *cfg, log: log.With("nats", redact(cfg.URL))}, nil
 	})
 	if err != nil {

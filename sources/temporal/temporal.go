@@ -126,7 +126,11 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	for _, t := range cfg.Types {
 		types = append(types, taskQueueTypes[t])
 	}
-	v, release, err := deps.Shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
+	shared := deps.Shared
+	if shared == nil { // a caller that shares nothing (a one-off read) still gets a working source
+		shared = sources.NewShared()
+	}
+	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
 		return &conn{cfg: *cfg, log: log.With("temporal", cfg.Address)}, nil
 	})
 	if err != nil {
