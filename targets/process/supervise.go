@@ -62,10 +62,13 @@ func (t *target) watch(r *replica, c *child) (stopped bool) {
 	case <-r.stop:
 		t.terminate(r, c)
 		r.running.Store(false)
-		t.log.Info("process stopped", "replica", r.index, "pid", c.pid, "status", exitStatus(c.cmd.ProcessState))
 		stopped = true
 	}
 	c.drain(t.timing.drain)
+	if stopped {
+		// After the drain, so the child's last words come first.
+		t.log.Info("process stopped", "replica", r.index, "pid", c.pid, "status", exitStatus(c.cmd.ProcessState))
+	}
 	return stopped
 }
 
