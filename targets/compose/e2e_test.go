@@ -1,0 +1,132 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/internal/testenv"
+)
+
+// syncBuffer collects the daemon's output for the failure message.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDaemonDrivesCompose runs the real autoscalerd binary: an HTTP query (shaped like
+// Hatchet's task stats) drives a docker-compose service up, and back down once the
+// down cooldown has passed.
+func TestDaemonDrivesCompose(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("asce2e")
+	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
+	tg := newTarget(t, project, "worker")
+
+	bin := filepath.Join(t.TempDir(), "autoscalerd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/autoscalerd")
+	build.Dir = testenv.RepoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/autoscalerd: %v\n%s", err, out)
+	}
+
+	var queued atomic.Int64
+	stats := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"process-order": {"queued": {"total": %d}, "running": {"total": 0}}}`, queued.Load())
+	}))
+	defer stats.Close()
+
+	const cooldownDown = 3 * time.Second
+	cfg := filepath.Join(t.TempDir(), "autoscalerd.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`log: { level: debug, format: text }
+policies:
+  - name: workers
+    target:
+      compose: { project: %s, service: worker }
+    min: 1
+    max: 4
+    interval: 300ms
+    cooldown: { up: 0s, down: %s }
+    queries:
+      queued:
+        http:
+          url: %s/api/v1/tenants/t/task-stats
+          value: process-order.queued.total
+    replicas: ceil(queued / 10)
+`, project, cooldownDown, stats.URL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	d := exec.Command(bin, "run", "-c", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--state-dir", t.TempDir())
+	d.Stdout, d.Stderr = &logs, &logs
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.Wait() }()
+	defer func() {
+		_ = d.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("daemon exit: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			_ = d.Process.Kill()
+			t.Error("daemon did not stop within 30s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", logs.String())
+		}
+	}()
+
+	waitReplicas := func(want int, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			st, err := tg.Status(context.Background())
+			if err == nil && st.Replicas == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not at %d replicas within %s (status %+v, %v)", want, within, st, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	queued.Store(35) // ceil(35/10) = 4
+	waitReplicas(4, 60*time.Second)
+	checkReplicas(t, c, dir, project, "_", 4, 0)
+
+	queued.Store(0)
+	idle := time.Now()
+	waitReplicas(1, 60*time.Second)
+	if took := time.Since(idle); took < cooldownDown-200*time.Millisecond {
+		t.Errorf("scaled down %s after demand fell, before the %s down cooldown", took, cooldownDown)
+	}
+	checkReplicas(t, c, dir, project, "_", 1, 0)
+}
