@@ -79,9 +79,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&a.config, "config", "c", "", "configuration file (default $AUTOSCALERD_CONFIG, ./autoscalerd.yaml, /etc/autoscalerd/autoscalerd.yaml)")
+	a.daemonFlags(root.PersistentFlags())
 	run := a.runCmd()
 	root.RunE = run.RunE
-	a.daemonFlags(root.Flags())
 	root.AddCommand(run, a.validateCmd(), a.simulateCmd(), a.statusCmd(), a.versionCmd(), a.demoWorkerCmd())
 	return root
 }

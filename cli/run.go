@@ -36,7 +36,6 @@ func (a *app) runCmd() *cobra.Command {
 			return a.exit(daemon.Run(ctx, opts))
 		},
 	}
-	a.daemonFlags(cmd.Flags())
 	return cmd
 }
 

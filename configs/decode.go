@@ -46,10 +46,7 @@ func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
 	pos, ok := c.d.pos[p]
 	if !ok {
-		pos, p = c.d.nodePos(c.node), c.path
-		if field != "" {
-			format = fmt.Sprintf("%s: %s", field, format)
-		}
+		pos = c.d.nodePos(c.node) // the key is absent: point at the struct that lacks it
 	}
 	c.d.errs.Add(pos, p, format, args...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/simulate"
 	_ "github.com/autoscalerd/autoscalerd/sources/file"
 	"github.com/autoscalerd/autoscalerd/targets"
+	_ "github.com/autoscalerd/autoscalerd/targets/process"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
