@@ -94,11 +94,12 @@ func (e *nomadElector) Run(ctx context.Context, lead func(ctx context.Context)) 
 		}
 		index = meta.LastIndex
 
+		sent := time.Now()
 		lock, err := e.acquire(ctx)
 		switch {
 		case err == nil:
 			backoff.reset()
-			if released := e.lead(ctx, lock, lead); !released {
+			if released := e.lead(ctx, lock, sent, lead); !released {
 				// Lost, not given up: read afresh rather than wait on a stale index.
 				index = 0
 			} else if ctx.Err() == nil {
@@ -139,10 +140,10 @@ func (e *nomadElector) acquire(ctx context.Context) (*api.Variable, error) {
 // is lost: Nomad says it is no longer ours, or no renewal succeeded for a whole TTL (Nomad
 // only expires the lock after twice the TTL, so by then nobody else can hold it yet). It
 // reports whether the lock was given up (ctx ended, or lead returned) rather than lost.
-func (e *nomadElector) lead(ctx context.Context, lock *api.Variable, lead func(ctx context.Context)) (released bool) {
-	// The TTL counts from before the acquire request was sent; renewing from here on is
-	// conservative by the request's round trip.
-	renewedAt := time.Now()
+//
+// The lease is counted from when the acquire (then each renewal) request was sent, which
+// is before Nomad started its timer, so this side always gives up first.
+func (e *nomadElector) lead(ctx context.Context, lock *api.Variable, renewedAt time.Time, lead func(ctx context.Context)) (released bool) {
 	leadCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.leader.Store(true)
@@ -164,7 +165,7 @@ func (e *nomadElector) lead(ctx context.Context, lock *api.Variable, lead func(c
 	interval := e.ttl / 3
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	expiry := time.NewTimer(e.ttl)
+	expiry := time.NewTimer(time.Until(renewedAt.Add(e.ttl)))
 	defer expiry.Stop()
 	for {
 		select {

@@ -89,7 +89,8 @@ type campaign struct {
 	name    string
 	e       Elector
 	cancel  context.CancelFunc
-	stopped chan error
+	stopped chan struct{} // closed when Run returned, with its result in err
+	err     error
 	led     chan time.Time // when lead was called
 	lost    chan time.Time // when lead's context was cancelled
 }
@@ -101,10 +102,11 @@ func start(t *testing.T, name, addr, path string) *campaign {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &campaign{name: name, e: e, cancel: cancel, stopped: make(chan error, 1),
+	c := &campaign{name: name, e: e, cancel: cancel, stopped: make(chan struct{}),
 		led: make(chan time.Time, 10), lost: make(chan time.Time, 10)}
 	go func() {
-		c.stopped <- e.Run(ctx, func(ctx context.Context) {
+		defer close(c.stopped)
+		c.err = e.Run(ctx, func(ctx context.Context) {
 			c.led <- time.Now()
 			<-ctx.Done()
 			c.lost <- time.Now()
@@ -168,8 +170,9 @@ func TestOneLeaderAndHandover(t *testing.T) {
 	stopAt := time.Now()
 	leader.cancel()
 	within(t, leader.lost, 2*time.Second, "the stopped leader's lead context is cancelled")
-	if err := <-leader.stopped; err != nil {
-		t.Errorf("Run: %v", err)
+	<-leader.stopped
+	if leader.err != nil {
+		t.Errorf("Run: %v", leader.err)
 	}
 	if leader.e.IsLeader() {
 		t.Error("a stopped elector still says it leads")
@@ -227,8 +230,9 @@ func TestLeaderKilled(t *testing.T) {
 	}
 }
 
-// TestLockTakenAway: when Nomad says the lock is no longer ours (an operator released or
-// deleted it), lead's context is cancelled at the next renewal.
+// TestLockTakenAway: when Nomad says the lock is no longer ours (an operator released it,
+// and maybe someone else took it), lead's context is cancelled at the next renewal. (Nomad
+// refuses to delete a locked variable, 409, so releasing is how a lock is taken away.)
 func TestLockTakenAway(t *testing.T) {
 	t.Parallel()
 	a := testenv.SharedNomad(t)

@@ -200,8 +200,9 @@ func StartNomad(ctx context.Context, bin string) (*NomadAgent, error) {
 	a.cmd = exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-config", cfgPath)
 	a.cmd.Dir = dir
 	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	// Die with the test binary even if it is killed before Stop runs.
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Die with the test binary even if it is killed before Stop runs. Its own process
+	// group, so Stop can also end the plugin processes (logmon) it leaves behind.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := a.cmd.Start(); err != nil {
 		logFile.Close()
 		os.RemoveAll(dir)
@@ -295,8 +296,8 @@ func (a *NomadAgent) LogTail(n int) string {
 	return string(b)
 }
 
-// Stop stops the agent (in dev mode it stops its allocations on the way out) and removes
-// its directory.
+// Stop stops the agent (in dev mode it stops its allocations on the way out), the plugin
+// processes it leaves behind, and removes its directory with the task mounts in it.
 func (a *NomadAgent) Stop() {
 	_ = a.cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -305,6 +306,27 @@ func (a *NomadAgent) Stop() {
 		_ = a.cmd.Process.Kill()
 		<-a.done
 	}
-	// Task directories may hold mounts or files owned by tasks; best effort.
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	unmountUnder(a.dir)
 	_ = os.RemoveAll(a.dir)
+}
+
+// unmountUnder detaches the mounts below dir: as root, Nomad mounts a tmpfs for every
+// task's secrets and private directories, and RemoveAll cannot remove those.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	// Deepest first.
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
 }
