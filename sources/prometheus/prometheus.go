@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -73,6 +74,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 		ch.Errorf("bearer_token", "give bearer_token or basic_auth, not both")
 	}
 	for name := range c.Headers {
+		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " :\t\r\n") {
+			ch.Errorf("headers", "%q is not a header name", name)
+		}
 		if strings.EqualFold(name, "Authorization") && (c.BearerToken.IsSet() || c.BasicAuth != nil) {
 			ch.Errorf("headers", "sets Authorization, which bearer_token or basic_auth also sets; keep one")
 		}
@@ -80,9 +84,11 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 }
 
 type source struct {
-	cfg       *Config
-	where     string // the address without credentials, for messages
-	logger    *slog.Logger
+	cfg    *Config
+	where  string // the address without credentials, for messages
+	logger *slog.Logger
+
+	mu        sync.Mutex // guards api and transport: Close may come from a reload
 	api       v1.API
 	transport *http.Transport
 }
@@ -100,30 +106,33 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	return s, nil
 }
 
-func (s *source) connect() error {
+func (s *source) connect() (v1.API, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.api != nil {
-		return nil
+		return s.api, nil
 	}
 	tlsCfg, err := s.cfg.TLS.Client()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	client, err := api.NewClient(api.Config{Address: s.cfg.Address, RoundTripper: &auth{cfg: s.cfg, next: tr}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.api, s.transport = v1.NewAPI(client), tr
-	return nil
+	return s.api, nil
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
-	if err := s.connect(); err != nil {
+	promAPI, err := s.connect()
+	if err != nil {
 		return 0, s.errorf("%w", err)
 	}
 	// A zero time lets the server use its own clock: no clock skew between us and it.
-	val, warnings, _, err := s.api.Query(ctx, s.cfg.Query, time.Time{})
+	val, warnings, _, err := promAPI.Query(ctx, s.cfg.Query, time.Time{})
 	if err != nil {
 		var apiErr *v1.Error
 		if errors.As(err, &apiErr) && apiErr.Type == v1.ErrClient && (strings.HasSuffix(apiErr.Msg, " 401") || strings.HasSuffix(apiErr.Msg, " 403")) {
@@ -203,9 +212,12 @@ func (s *source) secrets() []string {
 
 // Close drops idle keep-alive connections.
 func (s *source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
 	}
+	s.api, s.transport = nil, nil
 	return nil
 }
 

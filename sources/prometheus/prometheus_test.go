@@ -3,9 +3,12 @@ package prometheus
 import (
 	"context"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,6 +233,41 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
+// TestTLS checks that tls.ca_file is what makes a server with a private CA trusted.
+func TestTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}`)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		tls     configs.TLS
+		wantErr string
+	}{
+		{name: "ca_file", tls: configs.TLS{CAFile: ca}},
+		{name: "insecure_skip_verify", tls: configs.TLS{InsecureSkipVerify: true}},
+		{name: "system roots only", wantErr: "certificate signed by unknown authority"},
+		{name: "missing ca_file", tls: configs.TLS{CAFile: ca + ".missing"}, wantErr: "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := value(t, newSource(t, &Config{Address: srv.URL, Query: "up", TLS: tc.tls}))
+			switch {
+			case tc.wantErr == "" && (err != nil || got != 3):
+				t.Fatalf("got %g, %v; want 3", got, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("got %g, %v; want an error containing %q", got, err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestUnreachable(t *testing.T) {
 	port := testenv.FreePort(t)
 	cases := []struct{ address, want string }{
@@ -262,6 +300,7 @@ func TestCheckConfig(t *testing.T) {
 		{Text: "{address: 'http://p', query: up, bearer_token: t, headers: {authorization: x}}", Want: `sets Authorization`},
 		{Text: "{address: 'http://p', query: up, empty_as: none}", Want: `"none" is not a number`},
 		{Text: "{address: 'http://p', query: up, tls: {cert_file: c}}", Want: `cert_file and key_file go together`},
+		{Text: "{address: 'http://p', query: up, headers: {'X Y': z}}", Want: `"X Y" is not a header name`},
 		{Text: "{address: 'http://p', query: up, querry: x}", Want: `unknown key "querry"`},
 		{Text: "{address: 'http://p', query: up, empty_as: 0, headers: {X-A: b}, basic_auth: {username: u, password: p}}", Want: ``},
 	})
