@@ -70,6 +70,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if ch.Has("query") && strings.TrimSpace(c.Query) == "" {
 		ch.Errorf("query", "must not be empty")
 	}
+	if c.EmptyAs != nil && *c.EmptyAs < 0 {
+		ch.Errorf("empty_as", "must not be negative")
+	}
 	if c.BearerToken.IsSet() && c.BasicAuth != nil {
 		ch.Errorf("bearer_token", "give bearer_token or basic_auth, not both")
 	}

@@ -301,6 +301,7 @@ func TestCheckConfig(t *testing.T) {
 		{Text: "{address: 'http://p', query: up, empty_as: none}", Want: `"none" is not a number`},
 		{Text: "{address: 'http://p', query: up, tls: {cert_file: c}}", Want: `cert_file and key_file go together`},
 		{Text: "{address: 'http://p', query: up, headers: {'X Y': z}}", Want: `"X Y" is not a header name`},
+		{Text: "{address: 'http://p', query: up, empty_as: -1}", Want: `empty_as: must not be negative`},
 		{Text: "{address: 'http://p', query: up, querry: x}", Want: `unknown key "querry"`},
 		{Text: "{address: 'http://p', query: up, empty_as: 0, headers: {X-A: b}, basic_auth: {username: u, password: p}}", Want: ``},
 	})
