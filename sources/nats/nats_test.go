@@ -38,37 +38,24 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, tc := range []struct {
-		name, text, wantErr string
-	}{
-		{"minimal", "url: nats://127.0.0.1:4222\nstream: S\nconsumer: C", ""},
-		{"server list", "url: 'nats://a:4222, tls://b:4222,c:4222'\nstream: S\nconsumer: C", ""},
-		{"missing consumer", "url: nats://a\nstream: S", `missing required key "consumer"`},
-		{"bad scheme", "url: http://a:4222\nstream: S\nconsumer: C", `scheme "http" is not one of nats, tls, ws, wss`},
-		{"bad scheme redacted", "url: http://u:hunter2@a:4222\nstream: S\nconsumer: C", `http://u:xxxxx@a:4222`},
-		{"empty list", "url: ' , '\nstream: S\nconsumer: C", "must name at least one server"},
-		{"dotted stream", "url: nats://a\nstream: a.b\nconsumer: C", `"a.b" is not a JetStream name`},
-		{"wildcard consumer", "url: nats://a\nstream: S\nconsumer: '>'", `">" is not a JetStream name`},
-		{"two auth methods", "url: nats://a\nstream: S\nconsumer: C\ntoken: t\ncreds: /x.creds", "alternatives"},
-		{"user without password", "url: nats://a\nstream: S\nconsumer: C\nuser: u", "user and password go together"},
-		{"cert without key", "url: nats://a\nstream: S\nconsumer: C\ntls: {cert_file: c.pem}", "cert_file and key_file go together"},
-		{"unknown key", "url: nats://a\nstream: S\nconsumer: C\nsubject: x", `unknown key "subject"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &Config{IncludeAckPending: true}
-			err := plugintest.Decode(t, tc.text, cfg, nil)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tc.wantErr != "" && err == nil:
-				t.Fatalf("want error %q, got none", tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
-			}
-			if tc.wantErr == "" && !cfg.IncludeAckPending {
-				t.Fatal("include_ack_pending should default to true")
-			}
-		})
+	plugintest.CheckConfigs(t, func() *Config { return &Config{IncludeAckPending: true} }, []plugintest.ConfigCase{
+		{Text: "url: nats://127.0.0.1:4222\nstream: S\nconsumer: C"},
+		{Text: "url: 'nats://a:4222, tls://b:4222,c:4222'\nstream: S\nconsumer: C"},
+		{Text: "url: nats://a\nstream: S", Want: `missing required key "consumer"`},
+		{Text: "url: http://a:4222\nstream: S\nconsumer: C", Want: `scheme "http" is not one of nats, tls, ws, wss`},
+		{Text: "url: http://u:hunter2@a:4222\nstream: S\nconsumer: C", Want: `http://u:xxxxx@a:4222`},
+		{Text: "url: ' , '\nstream: S\nconsumer: C", Want: "must name at least one server"},
+		{Text: "url: nats://a\nstream: a.b\nconsumer: C", Want: `"a.b" is not a JetStream name`},
+		{Text: "url: nats://a\nstream: S\nconsumer: '>'", Want: `">" is not a JetStream name`},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\ntoken: t\ncreds: /x.creds", Want: "alternatives"},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\nuser: u", Want: "user and password go together"},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\ntls: {cert_file: c.pem}", Want: "cert_file and key_file go together"},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\nsubject: x", Want: `unknown key "subject"`},
+	}, "hunter2")
+
+	cfg := &Config{IncludeAckPending: true}
+	if err := plugintest.Decode(t, "url: nats://a\nstream: S\nconsumer: C", cfg, nil); err != nil || !cfg.IncludeAckPending {
+		t.Fatalf("include_ack_pending should default to true: %+v, %v", cfg, err)
 	}
 }
 
@@ -388,4 +375,45 @@ func TestCluster(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+}
+
+// TestTLS connects to a server that requires TLS and a client certificate.
+func TestTLS(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	srv := natstest.Start(t, func(o *server.Options) {
+		o.TLS, o.TLSVerify, o.TLSConfig = true, true, pki.ServerTLS(t, true)
+	})
+	clientCert := nats.ClientCert(pki.ClientCertFile, pki.ClientKey)
+	backlog(t, srv.ClientURL(), 1, 2, 0, 0, nats.RootCAs(pki.CAFile), clientCert)
+
+	full := configs.TLS{CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKey}
+	for _, tc := range []struct {
+		name    string
+		url     string
+		tls     *configs.TLS
+		wantErr string
+	}{
+		{"ca and client certificate", srv.ClientURL(), &full, ""},
+		{"tls scheme", strings.Replace(srv.ClientURL(), "nats://", "tls://", 1), &full, ""},
+		{"server name", srv.ClientURL(), &configs.TLS{CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKey, ServerName: "localhost"}, ""},
+		{"skip verify", srv.ClientURL(), &configs.TLS{InsecureSkipVerify: true, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKey}, ""},
+		{"unknown authority", srv.ClientURL(), &configs.TLS{CertFile: pki.ClientCertFile, KeyFile: pki.ClientKey}, "certificate signed by unknown authority"},
+		{"no client certificate", srv.ClientURL(), &configs.TLS{CAFile: pki.CAFile}, "nats: connect to"},
+		{"no tls at all", srv.ClientURL(), nil, "nats: connect to"},
+		{"missing ca file", srv.ClientURL(), &configs.TLS{CAFile: "/nonexistent/ca.pem"}, "tls ca_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newSource(t, sources.NewShared(), Config{URL: tc.url, Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, TLS: tc.tls})
+			v, err := read(t, src)
+			if tc.wantErr == "" {
+				if err != nil || v != 2 {
+					t.Fatalf("value = %v, %v; want 2", v, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("want error containing %q, got %v, %v", tc.wantErr, v, err)
+			}
+		})
+	}
 }

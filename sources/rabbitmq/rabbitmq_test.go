@@ -37,26 +37,15 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, tc := range []struct{ name, text, wantErr string }{
-		{"minimal", "url: http://127.0.0.1:15672\nqueue: q", ""},
-		{"with prefix", "url: https://mq.example.com/rabbitmq/\nvhost: shop/eu\nqueue: q", ""},
-		{"endpoint instead of base", "url: http://h:15672/api/queues/%2F/q\nqueue: q", "not an endpoint"},
-		{"amqp url", "url: amqp://h:5672\nqueue: q", "want an http:// or https:// URL"},
-		{"no queue", "url: http://h:15672", `missing required key "queue"`},
-		{"empty vhost", "url: http://h:15672\nvhost: ''\nqueue: q", "must not be empty"},
-		{"basic_auth needs username", "url: http://h:15672\nqueue: q\nbasic_auth: {password: x}", `missing required key "username"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &Config{VHost: "/"}
-			err := plugintest.Decode(t, tc.text, cfg, nil)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
-			}
-		})
-	}
+	plugintest.CheckConfigs(t, func() *Config { return &Config{VHost: "/"} }, []plugintest.ConfigCase{
+		{Text: "url: http://127.0.0.1:15672\nqueue: q"},
+		{Text: "url: https://mq.example.com/rabbitmq/\nvhost: shop/eu\nqueue: q"},
+		{Text: "url: http://h:15672/api/queues/%2F/q\nqueue: q", Want: "not an endpoint"},
+		{Text: "url: amqp://u:hunter2@h:5672\nqueue: q", Want: "want an http:// or https:// URL"},
+		{Text: "url: http://h:15672", Want: `missing required key "queue"`},
+		{Text: "url: http://h:15672\nvhost: ''\nqueue: q", Want: "must not be empty"},
+		{Text: "url: http://h:15672\nqueue: q\nbasic_auth: {password: x}", Want: `missing required key "username"`},
+	}, "hunter2")
 }
 
 // TestResponseShapes covers the fallbacks for fields a broker may leave out; the real

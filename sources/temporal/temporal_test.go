@@ -38,30 +38,20 @@ func newConfig() *Config {
 }
 
 func TestConfig(t *testing.T) {
-	for _, tc := range []struct{ name, text, wantErr string }{
-		{"minimal", "address: temporal:7233\ntask_queue: orders", ""},
-		{"cloud", "address: ns.abc.tmprl.cloud:7233\nnamespace: ns.abc\ntask_queue: q\napi_key: k\nmeasure: backlog_age\ntypes: [activity]", ""},
-		{"tls off", "address: h:7233\ntask_queue: q\napi_key: k\ntls: {disabled: true}", ""},
-		{"tls off with settings", "address: h:7233\ntask_queue: q\ntls: {disabled: true, ca_file: ca.pem}", "would be ignored"},
-		{"client cert without key", "address: h:7233\ntask_queue: q\ntls: {cert_file: c.pem}", "cert_file and key_file go together"},
-		{"url not address", "address: http://h:7233\ntask_queue: q", "is not host:port"},
-		{"no port", "address: temporal\ntask_queue: q", "is not host:port"},
-		{"bad type", "address: h:7233\ntask_queue: q\ntypes: [workflow, activities]", `"activities" is not a task queue type`},
-		{"twice", "address: h:7233\ntask_queue: q\ntypes: [workflow, workflow]", "listed twice"},
-		{"no types", "address: h:7233\ntask_queue: q\ntypes: []", "at least one"},
-		{"bad measure", "address: h:7233\ntask_queue: q\nmeasure: depth", `"depth" is not a measure`},
-		{"no task queue", "address: h:7233", `missing required key "task_queue"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := plugintest.Decode(t, tc.text, newConfig(), nil)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
-			}
-		})
-	}
+	plugintest.CheckConfigs(t, newConfig, []plugintest.ConfigCase{
+		{Text: "address: temporal:7233\ntask_queue: orders"},
+		{Text: "address: ns.abc.tmprl.cloud:7233\nnamespace: ns.abc\ntask_queue: q\napi_key: secret-key\nmeasure: backlog_age\ntypes: [activity]"},
+		{Text: "address: h:7233\ntask_queue: q\napi_key: k\ntls: {disabled: true}"},
+		{Text: "address: h:7233\ntask_queue: q\ntls: {disabled: true, ca_file: ca.pem}", Want: "would be ignored"},
+		{Text: "address: h:7233\ntask_queue: q\ntls: {cert_file: c.pem}", Want: "cert_file and key_file go together"},
+		{Text: "address: http://h:7233\ntask_queue: q", Want: "is not host:port"},
+		{Text: "address: temporal\ntask_queue: q", Want: "is not host:port"},
+		{Text: "address: h:7233\ntask_queue: q\ntypes: [workflow, activities]", Want: `"activities" is not a task queue type`},
+		{Text: "address: h:7233\ntask_queue: q\ntypes: [workflow, workflow]", Want: "listed twice"},
+		{Text: "address: h:7233\ntask_queue: q\ntypes: []", Want: "at least one"},
+		{Text: "address: h:7233\ntask_queue: q\nmeasure: depth", Want: `"depth" is not a measure`},
+		{Text: "address: h:7233", Want: `missing required key "task_queue"`},
+	}, "secret-key")
 }
 
 func TestTLSChoice(t *testing.T) {
