@@ -250,6 +250,38 @@ func TestRestartBackoff(t *testing.T) {
 	}
 }
 
+// TestRestartWhileProgramMissing: the program vanishes between restarts (a deploy
+// replacing it); the replica keeps trying with backoff and comes back when it returns.
+func TestRestartWhileProgramMissing(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := t.TempDir() + "/worker"
+	if err := os.Symlink(self, worker); err != nil {
+		t.Fatal(err)
+	}
+	tg, rec := newTestTarget(t, "exit", map[string]string{"EXIT_CODE": "1", "EXIT_AFTER": "100ms"}, func(c *Config) {
+		c.Command = []string{worker}
+	}, testTiming)
+	mustScale(t, tg, 1)
+	rec.waitN(t, `leader ready`, 1, 10*time.Second)
+	if err := os.Remove(worker); err != nil {
+		t.Fatal(err)
+	}
+	failed := rec.waitN(t, `^cannot restart process$`, 2, 10*time.Second)
+	if err := failed[0].attrs["err"].(error); !strings.Contains(err.Error(), "start replica 1: fork/exec "+worker+": no such file or directory") {
+		t.Errorf("restart error = %v", err)
+	}
+	mustStatus(t, tg, targets.Status{Replicas: 1, Ready: 0})
+
+	if err := os.Symlink(self, worker); err != nil {
+		t.Fatal(err)
+	}
+	before := len(rec.matching(`leader ready`))
+	rec.waitN(t, `leader ready replica=1 `, before+1, 10*time.Second)
+}
+
 func TestBackoffResetsAfterStableRun(t *testing.T) {
 	tm := testTiming
 	tm.stableAfter = 100 * time.Millisecond
