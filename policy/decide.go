@@ -131,8 +131,9 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 			bypassUp = cur == 0
 			why.addf("active → %d", desired)
 		default:
-			desired = 0
-			why.add("inactive → 0")
+			// Inactive means "no work", not "below the floor": a schedule's min still holds.
+			desired = lo
+			why.addf("inactive → %d", lo)
 		}
 	}
 	d.Desired = desired
