@@ -10,7 +10,9 @@ package process
 import (
 	_ "embed"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,7 +87,7 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if c.Command != nil && (len(c.Command) == 0 || c.Command[0] == "") {
 		ch.Errorf("command", "must name a program (an argv list such as [/usr/local/bin/worker, --queue, default])")
 	}
-	for k := range c.Env {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) { // sorted: errors in a stable order
 		switch {
 		case k == "" || strings.ContainsAny(k, "=\x00"):
 			ch.Errorf("env", "%q is not a valid environment variable name", k)
