@@ -1,10 +1,12 @@
 package prometheus
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -230,6 +232,29 @@ func TestCredentials(t *testing.T) {
 				t.Errorf("got %v, want a 401 error with a hint", err)
 			}
 		})
+	}
+}
+
+// TestWarnings checks that warnings attached to a response leave the value alone and go
+// to the debug log.
+func TestWarnings(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","warnings":["store eu-2 unreachable: partial response"],"data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"11"]}]}}`)
+	}))
+	defer srv.Close()
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	src, err := New(&Config{Address: srv.URL, Query: "sum(up)"}, sources.Deps{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sources.Close(src)
+	if got, err := value(t, src); err != nil || got != 11 {
+		t.Fatalf("got %g, %v; want 11", got, err)
+	}
+	if !strings.Contains(logged.String(), "level=DEBUG") || !strings.Contains(logged.String(), "store eu-2 unreachable") {
+		t.Errorf("the warning is not in the debug log: %q", logged.String())
 	}
 }
 
