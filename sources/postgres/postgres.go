@@ -7,11 +7,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -56,18 +54,12 @@ type source struct {
 	query  string
 	where  string // host:port/database, for messages
 	shared *sources.Shared
-
-	mu      sync.Mutex
-	pool    *pgxpool.Pool
-	release func()
+	pool   sources.Lease[sharedPool]
 }
 
 // New returns the source for cfg. The pool is opened (or joined) on first use.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	s := &source{dsn: cfg.DSN.Value(), query: cfg.Query, where: "<unparseable dsn>", shared: deps.Shared}
-	if s.shared == nil {
-		s.shared = sources.NewShared()
-	}
 	if pc, err := pgconn.ParseConfig(s.dsn); err == nil {
 		s.where = fmt.Sprintf("%s:%d/%s", pc.Host, pc.Port, pc.Database)
 	}
@@ -80,16 +72,11 @@ type sharedPool struct{ *pgxpool.Pool }
 func (p sharedPool) Close() error { p.Pool.Close(); return nil }
 
 func (s *source) connect() (*pgxpool.Pool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pool != nil {
-		return s.pool, nil
-	}
 	// The key holds a fingerprint, not the DSN: keys are safe to print.
-	v, release, err := s.shared.Acquire("postgres:"+sources.Fingerprint(s.dsn), func() (io.Closer, error) {
+	p, err := s.pool.Get(s.shared, "postgres:"+sources.Fingerprint(s.dsn), func() (sharedPool, error) {
 		cfg, err := pgxpool.ParseConfig(s.dsn)
 		if err != nil {
-			return nil, err
+			return sharedPool{}, err
 		}
 		if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 			// So a DBA looking at pg_stat_activity sees who runs these queries.
@@ -98,15 +85,11 @@ func (s *source) connect() (*pgxpool.Pool, error) {
 		// NewWithConfig connects lazily (no MinConns): the first query dials.
 		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		if err != nil {
-			return nil, err
+			return sharedPool{}, err
 		}
 		return sharedPool{pool}, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.pool, s.release = v.(sharedPool).Pool, release
-	return s.pool, nil
+	return p.Pool, err
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
@@ -225,12 +208,4 @@ func redact(err error, dsn string) error {
 }
 
 // Close gives the pool back; the last query using it closes it.
-func (s *source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.release != nil {
-		s.release()
-		s.pool, s.release = nil, nil
-	}
-	return nil
-}
+func (s *source) Close() error { return s.pool.Close() }

@@ -118,10 +118,10 @@ func TestRealPostgres(t *testing.T) {
 		if _, err := value(t, expired); err != nil {
 			t.Fatal(err)
 		}
-		if queued.pool != expired.pool || shared.Len() != 1 {
+		pool, _ := queued.connect()
+		if other, _ := expired.connect(); other != pool || shared.Len() != 1 {
 			t.Fatalf("two queries with one DSN use %d pools", shared.Len())
 		}
-		pool := queued.pool
 		queued.Close()
 		if got, err := value(t, expired); err != nil || got != 2 || shared.Len() != 1 {
 			t.Fatalf("after closing one query, the other got %g, %v with %d pools; want 2 with 1 pool", got, err, shared.Len())

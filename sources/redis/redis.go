@@ -7,12 +7,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -94,10 +92,7 @@ type source struct {
 	where  string // host:port/db, for messages
 	secret []string
 	shared *sources.Shared
-
-	mu      sync.Mutex
-	client  *redis.Client
-	release func()
+	client sources.Lease[*redis.Client]
 }
 
 // New returns the source for cfg. The client is opened (or joined) on first use.
@@ -125,9 +120,6 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	if s.typ == "" {
 		s.typ = "auto"
 	}
-	if s.shared == nil {
-		s.shared = sources.NewShared()
-	}
 	return s, nil
 }
 
@@ -137,19 +129,9 @@ func (s *source) sharedKey() string {
 }
 
 func (s *source) connect() (*redis.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil {
-		return s.client, nil
-	}
-	v, release, err := s.shared.Acquire(s.sharedKey(), func() (io.Closer, error) {
+	return s.client.Get(s.shared, s.sharedKey(), func() (*redis.Client, error) {
 		return redis.NewClient(s.opts), nil // connects on first command
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.client, s.release = v.(*redis.Client), release
-	return s.client, nil
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
@@ -200,15 +182,7 @@ func (s *source) errorf(format string, args ...any) error {
 }
 
 // Close gives the client back; the last query using it closes it.
-func (s *source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.release != nil {
-		s.release()
-		s.client, s.release = nil, nil
-	}
-	return nil
-}
+func (s *source) Close() error { return s.client.Close() }
 
 // redactURLError keeps a URL's password out of a parse error.
 func redactURLError(err error, raw string) error {

@@ -210,7 +210,10 @@ func TestRealRedis(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if a.client != b.client || a.client == other.client || shared.Len() != 2 {
+		ca, _ := a.connect()
+		cb, _ := b.connect()
+		cother, _ := other.connect()
+		if ca != cb || ca == cother || shared.Len() != 2 {
 			t.Fatalf("%d clients for two databases", shared.Len())
 		}
 		a.Close()
