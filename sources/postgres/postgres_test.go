@@ -73,6 +73,7 @@ func TestRealPostgres(t *testing.T) {
 		{name: "queued tasks", query: `SELECT count(*) FROM tasks WHERE status = 'queued'`, want: 5},
 		{name: "expired leases", query: `SELECT count(*) FROM tasks WHERE status = 'running' AND lease_timeout < now()`, want: 2},
 		{name: "queued plus expired", query: `SELECT count(*) FROM tasks WHERE status = 'queued' OR (status = 'running' AND lease_timeout < now())`, want: 7},
+		{name: "connections say who they are", query: `SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND application_name = 'autoscalerd'`, want: 1},
 		{name: "int2", query: `SELECT 42::int2`, want: 42},
 		{name: "int4", query: `SELECT 42::int4`, want: 42},
 		{name: "float4", query: `SELECT 1.5::float4`, want: 1.5},
