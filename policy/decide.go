@@ -52,6 +52,9 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 	var why chain
 	cur := in.Current
 
+	// A longer pause between ticks (or between a query's samples) breaks the history: the
+	// daemon was not watching, so it cannot claim anything held all along.
+	maxGap := p.maxGap()
 	failed := 0
 	for i, v := range in.Values {
 		if v.Err != nil {
@@ -61,7 +64,7 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		}
 		why.addf("%s=%s", p.Queries[i], formatNum(v.V))
 		if p.windows[i] > 0 {
-			st.addSample(p.Queries[i], now, v.V, p.windows[i])
+			st.addSample(p.Queries[i], now, v.V, p.windows[i], maxGap)
 		}
 	}
 	partial := failed > 0
@@ -103,13 +106,18 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		why.addf("expression: %v", err)
 	}
 
-	if partial || err != nil {
+	// A window not yet watched in full is not an outage: it neither counts towards
+	// failure_threshold nor resets the count.
+	warming := err != nil && errors.Is(err, errWarmingUp)
+	failedTick := partial || (err != nil && !warming)
+	switch {
+	case failedTick:
 		st.Failures++
-	} else {
+	case !warming:
 		st.Failures = 0
 	}
 	fallback := false
-	if (partial || err != nil) && p.Fallback != nil && st.Failures >= p.FailureThreshold {
+	if failedTick && p.Fallback != nil && st.Failures >= p.FailureThreshold {
 		fb := clamp(*p.Fallback, lo, hi)
 		fallback = true
 		why.addf("on_error: %d failed ticks ≥ %d → fallback %d", st.Failures, p.FailureThreshold, fb)
@@ -144,7 +152,7 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 	if rec < 0 || (partial && !fallback && rec < cur) {
 		rec = cur
 	}
-	st.addRec(now, rec, p.historyWindow(), 3*p.Interval+30*time.Second)
+	st.addRec(now, rec, p.historyWindow(), maxGap)
 	st.LastTick = now
 
 	switch {
@@ -330,19 +338,36 @@ func (s *State) evalEnv(p *Policy, now time.Time) *evalEnv {
 
 var errNoSamples = errors.New("no samples in the window yet")
 
+// errWarmingUp says a window function was asked about a window the policy has not watched
+// in full yet (a fresh start, or a gap in the query's history). "min_over(cpu, 5m) > 70"
+// must not be true after ten seconds of high CPU. It holds the tick but is not a failure.
+var errWarmingUp = errors.New("window not fully watched yet")
+
 func newEvalEnv(p *Policy) *evalEnv {
 	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8)}
-	window := func(name string, secs float64) []Sample {
+	// window returns the samples of a query in (now-secs, now]. The history must reach
+	// back to the window's start: the sample just before it is kept for that (addSample).
+	window := func(fn, name string, secs float64) ([]Sample, error) {
 		xs := e.samples[name]
 		from := e.now.Add(-time.Duration(secs * float64(time.Second)))
 		i := len(xs)
 		for i > 0 && xs[i-1].T.After(from) {
 			i--
 		}
-		return xs[i:]
+		if i == 0 {
+			watched := time.Duration(0)
+			if len(xs) > 0 {
+				watched = e.now.Sub(xs[0].T)
+			}
+			return nil, fmt.Errorf("%s(%s, %s): %w (%s of it)", fn, name, fmtDur(e.now.Sub(from)), errWarmingUp, fmtDur(watched))
+		}
+		return xs[i:], nil
 	}
 	e.vars["avg_over"] = func(q string, secs float64) (float64, error) {
-		xs := window(q, secs)
+		xs, err := window("avg_over", q, secs)
+		if err != nil {
+			return 0, err
+		}
 		if len(xs) == 0 {
 			return 0, fmt.Errorf("avg_over(%s): %w", q, errNoSamples)
 		}
@@ -353,7 +378,10 @@ func newEvalEnv(p *Policy) *evalEnv {
 		return sum / float64(len(xs)), nil
 	}
 	e.vars["max_over"] = func(q string, secs float64) (float64, error) {
-		xs := window(q, secs)
+		xs, err := window("max_over", q, secs)
+		if err != nil {
+			return 0, err
+		}
 		if len(xs) == 0 {
 			return 0, fmt.Errorf("max_over(%s): %w", q, errNoSamples)
 		}
@@ -364,7 +392,10 @@ func newEvalEnv(p *Policy) *evalEnv {
 		return m, nil
 	}
 	e.vars["min_over"] = func(q string, secs float64) (float64, error) {
-		xs := window(q, secs)
+		xs, err := window("min_over", q, secs)
+		if err != nil {
+			return 0, err
+		}
 		if len(xs) == 0 {
 			return 0, fmt.Errorf("min_over(%s): %w", q, errNoSamples)
 		}
@@ -375,7 +406,10 @@ func newEvalEnv(p *Policy) *evalEnv {
 		return m, nil
 	}
 	e.vars["rate"] = func(q string, secs float64) (float64, error) {
-		xs := window(q, secs)
+		xs, err := window("rate", q, secs)
+		if err != nil {
+			return 0, err
+		}
 		if len(xs) < 2 {
 			return 0, fmt.Errorf("rate(%s): needs two samples in the window", q)
 		}
@@ -427,10 +461,19 @@ func (e *evalEnv) activation(p *Policy, in Inputs, cur, lo, hi int) (bool, error
 	return b, nil
 }
 
-// shortExprErr keeps the first line of expr's runtime errors (the rest is a source snippet).
+// shortExprErr keeps the first line of expr's runtime errors (the rest is a source snippet)
+// and the error chain, so Decide can tell a warming-up window from a failure.
 func shortExprErr(err error) error {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	msg = strings.ReplaceAll(msg, varMin, "min")
 	msg = strings.ReplaceAll(msg, varMax, "max")
-	return errors.New(msg)
+	return &exprError{msg: msg, err: err}
 }
+
+type exprError struct {
+	msg string
+	err error
+}
+
+func (e *exprError) Error() string { return e.msg }
+func (e *exprError) Unwrap() error { return e.err }

@@ -104,3 +104,6 @@ func (p *Policy) String() string { return fmt.Sprintf("policy %q", p.Name) }
 
 // historyWindow is how long the recommendation history must reach back.
 func (p *Policy) historyWindow() time.Duration { return max(p.CooldownDown, p.StabilizationUp) }
+
+// maxGap is the longest pause between ticks that keeps the history continuous.
+func (p *Policy) maxGap() time.Duration { return 3*p.Interval + 30*time.Second }

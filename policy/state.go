@@ -95,15 +95,21 @@ func (s *State) recsRange(now time.Time, window time.Duration) (lo, hi int) {
 	return lo, hi
 }
 
-// addSample records a query value and drops samples older than keep.
-func (s *State) addSample(name string, now time.Time, v float64, keep time.Duration) {
+// addSample records a query value. Samples older than keep are dropped, except the last
+// one at or before the cut, which shows that the history reaches back over the window. A
+// gap longer than maxGap since the previous sample restarts the history.
+func (s *State) addSample(name string, now time.Time, v float64, keep, maxGap time.Duration) {
 	if s.Samples == nil {
 		s.Samples = map[string][]Sample{}
 	}
-	xs := append(s.Samples[name], Sample{T: now, V: v})
+	xs := s.Samples[name]
+	if n := len(xs); n > 0 && now.Sub(xs[n-1].T) > maxGap {
+		xs = xs[:0]
+	}
+	xs = append(xs, Sample{T: now, V: v})
 	cut := now.Add(-keep)
 	drop := 0
-	for drop < len(xs) && !xs[drop].T.After(cut) {
+	for drop+1 < len(xs) && !xs[drop+1].T.After(cut) {
 		drop++
 	}
 	if drop > len(xs)/2 && drop > 16 {
@@ -112,15 +118,4 @@ func (s *State) addSample(name string, now time.Time, v float64, keep time.Durat
 		xs = xs[drop:]
 	}
 	s.Samples[name] = xs
-}
-
-// samplesIn returns the samples of a query in (now-window, now].
-func (s *State) samplesIn(name string, now time.Time, window time.Duration) []Sample {
-	xs := s.Samples[name]
-	from := now.Add(-window)
-	i := len(xs)
-	for i > 0 && xs[i-1].T.After(from) {
-		i--
-	}
-	return xs[i:]
 }
