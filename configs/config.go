@@ -96,15 +96,17 @@ type Tuning struct {
 	DryRun           bool          `yaml:"dry_run"`
 }
 
-// CheckConfig implements Checker.
+// CheckConfig implements Checker. It checks only the keys given at this level: inherited
+// values were checked where they were written (defaults), and reporting them again on
+// every policy would only repeat one mistake.
 func (t *Tuning) CheckConfig(c *Check) {
-	if t.Interval < Duration(100*time.Millisecond) {
+	if c.Has("interval") && t.Interval < Duration(100*time.Millisecond) {
 		c.Errorf("interval", "%s is too short (at least 100ms)", t.Interval)
 	}
-	if t.Timeout <= 0 {
-		c.Errorf("timeout", "must be positive")
+	if c.Has("timeout") && t.Timeout <= 0 {
+		c.Errorf("timeout", "must be positive (e.g. 5s)")
 	}
-	if t.FailureThreshold < 1 {
+	if c.Has("failure_threshold") && t.FailureThreshold < 1 {
 		c.Errorf("failure_threshold", "must be at least 1")
 	}
 }
@@ -153,6 +155,8 @@ var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // CheckConfig implements Checker.
 func (p *Policy) CheckConfig(c *Check) {
+	// Policy's own CheckConfig hides the one it would inherit from the inline Tuning.
+	p.Tuning.CheckConfig(c)
 	if c.Has("name") && !nameRE.MatchString(p.Name) {
 		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _)", p.Name)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,8 @@ func FormatDuration(d time.Duration) string {
 }
 
 // Secret is a string that never reaches logs, status output or metrics. In the file it is
-// a plain string (usually "${VAR}") or { file: /run/secrets/x }.
+// a plain string (usually "${VAR}") or { file: /run/secrets/x }; a relative file is
+// relative to the config file that names it.
 type Secret struct {
 	value string
 	file  string
@@ -101,12 +103,18 @@ func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		if ref.File == "" {
 			return
 		}
-		b, err := os.ReadFile(ref.File)
+		file := ref.File
+		if !filepath.IsAbs(file) {
+			// Like policy_dir: relative to the file that names it, not to wherever the
+			// daemon happens to start (systemd starts it in /).
+			file = filepath.Join(filepath.Dir(d.file), file)
+		}
+		b, err := os.ReadFile(file)
 		if err != nil {
 			d.Errorf(n, JoinPath(path, "file"), "cannot read secret: %v", err)
 			return
 		}
-		s.value, s.file = strings.TrimRight(string(b), "\r\n"), ref.File
+		s.value, s.file = strings.TrimRight(string(b), "\r\n"), file
 		return
 	}
 	if v, ok := d.Scalar(n, path); ok {
