@@ -1,0 +1,151 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/policy"
+)
+
+// restart saves r's state and returns a rig that continues from the state loaded back,
+// as a daemon restarted between two ticks would.
+func restart(t *testing.T, r *rig) *rig {
+	t.Helper()
+	store, err := policy.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save("p", r.st); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Load("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, p: r.p, st: st, cur: r.cur}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	p := compile(t, `
+min: 1
+max: 20
+interval: 10s
+replicas: max(ceil(queued / 100), ceil(avg_over(cpu, 1m) / 10))
+cooldown: { up: 30s, down: 5m }
+stabilization: { up: 20s }
+`, "queued", "cpu")
+	live := &rig{t: t, p: p, cur: 2}
+	for i := range 40 {
+		live.at(sec(10*i), float64(100*(i%7)), float64(30+i))
+	}
+	if live.st.LastAction.IsZero() || len(live.st.Recs) == 0 || len(live.st.Samples["cpu"]) == 0 {
+		t.Fatalf("the warm-up run left too little state to test: %+v", live.st)
+	}
+	restored := restart(t, live)
+
+	want, _ := json.Marshal(live.st)
+	got, _ := json.Marshal(restored.st)
+	if string(got) != string(want) {
+		t.Fatalf("state changed through the store:\n got: %s\nwant: %s", got, want)
+	}
+	// The restored state must decide exactly as the one that never left memory.
+	for i := 40; i < 100; i++ {
+		vals := []float64{float64(150 * (i % 5)), float64(90 - i/2)}
+		if i%11 == 0 {
+			vals[0] = fail
+		}
+		a, b := live.at(sec(10*i), vals...), restored.at(sec(10*i), vals...)
+		if a.To != b.To || a.Reason != b.Reason {
+			t.Fatalf("t=%ds: live %d (%s), restored %d (%s)", 10*i, a.To, a.Reason, b.To, b.Reason)
+		}
+	}
+}
+
+func TestRestartNeverShortensCooldown(t *testing.T) {
+	p := compile(t, base, "queued")
+	r := &rig{t: t, p: p, cur: 2}
+	r.play([]step{{at: 0, vals: v(800), want: 8, why: "scale 2→8"}})
+
+	r = restart(t, r)
+	r.play(seq(
+		step{at: sec(10), vals: v(1200), want: 8, why: "cooldown.up: 20s left → hold"},
+		step{at: sec(20), vals: v(300), want: 8, why: "cooldown.down: 4m40s left since the last scale-up → hold"},
+		ticks(sec(30), sec(290), 10*time.Second, 8, 300),
+	))
+
+	// A restart that takes two minutes: the cooldown since the scale-up still counts, and
+	// the down window starts again because nobody watched the demand meanwhile.
+	r = restart(t, r)
+	r.play(seq(
+		step{at: sec(420), vals: v(300), want: 8, why: "cooldown.down: below 8 for 0s of 5m → hold"},
+		ticks(sec(430), sec(710), 10*time.Second, 8, 300),
+		step{at: sec(720), vals: v(300), want: 3, why: "scale 8→3"},
+	))
+}
+
+func TestMissingOrCorruptState(t *testing.T) {
+	dir := t.TempDir()
+	store, err := policy.NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load("p"); !policy.IsNotExist(err) {
+		t.Errorf("missing file: %v, want not-exist", err)
+	}
+	cases := []struct{ content, want string }{
+		{`{"version":1,"state":{"expected":`, "is corrupt"},
+		{"\x00\x01garbage", "is corrupt"},
+		{`{"version":7,"state":{}}`, "unknown version 7"},
+	}
+	for _, c := range cases {
+		if err := os.WriteFile(filepath.Join(dir, "p.json"), []byte(c.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := store.Load("p")
+		if err == nil || policy.IsNotExist(err) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Join(dir, "p.json")) {
+			t.Errorf("%q: %v, want an error naming the file with %q", c.content, err, c.want)
+		}
+	}
+
+	// Either way the engine starts from an empty state, which is cautious: a target found
+	// at 10 is not scaled down before a full cooldown.down of history, however low the
+	// demand; a scale-up is not held back.
+	p := compile(t, base, "queued")
+	r := &rig{t: t, p: p, cur: 10}
+	r.play(seq(
+		ticks(0, sec(290), 10*time.Second, 10, 200),
+		step{at: sec(300), vals: v(200), want: 2, why: "scale 10→2"},
+	))
+	r = &rig{t: t, p: p, cur: 2}
+	r.play([]step{{at: 0, vals: v(900), want: 9, why: "scale 2→9"}})
+}
+
+// TestSaveIsAtomic checks that Save leaves no temporary files and replaces the old state.
+func TestSaveIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	store, err := policy.NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := store.Save("p", policy.State{Known: true, Expected: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Load("p")
+	if err != nil || st.Expected != 2 {
+		t.Fatalf("load: %+v, %v", st, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("state_dir holds %v, want only p.json", names)
+	}
+}
