@@ -1,5 +1,5 @@
-// Package temporalworkersexample checks the Temporal workers example: the config loads and
-// builds as `autoscalerd validate` does, and the policy asks for the worker counts the
+// Package temporalworkersexample checks the Temporal workers example: the config loads
+// and builds as `autoscalerd validate` does, and the policy asks for the worker counts the
 // README's table promises.
 package temporalworkersexample
 
@@ -7,36 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
+	"github.com/autoscalerd/autoscalerd/internal/exampletest"
 	_ "github.com/autoscalerd/autoscalerd/sources/temporal"
 	_ "github.com/autoscalerd/autoscalerd/targets/compose"
 )
 
-func load(t *testing.T) *policy.Policy {
-	t.Helper()
-	env := map[string]string{"TEMPORAL_ADDRESS": "temporal:7233"}
-	cfg, err := configs.Load("autoscalerd.yaml", configs.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	if err != nil {
-		t.Fatalf("autoscalerd.yaml:\n%v", err)
-	}
-	ps, err := policy.Compile(cfg)
-	if err != nil {
-		t.Fatalf("autoscalerd.yaml:\n%v", err)
-	}
-	for _, q := range cfg.Policies[0].Queries {
-		src, err := sources.New(q, sources.Deps{Policy: cfg.Policies[0].Name, Shared: sources.NewShared(), Global: cfg})
-		if err != nil {
-			t.Fatalf("query %s: %v", q.Name, err)
-		}
-		_ = sources.Close(src)
-	}
-	return ps[0]
-}
-
 func TestWorkersPerBacklog(t *testing.T) {
-	p := load(t)
+	p := exampletest.Load(t, "autoscalerd.yaml", map[string]string{"TEMPORAL_ADDRESS": "temporal:7233"})[0]
 	if p.CooldownUp != 30*time.Second || p.CooldownDown != 5*time.Minute {
 		t.Errorf("cooldown = %s up, %s down; the README promises 30s and 5m", p.CooldownUp, p.CooldownDown)
 	}
@@ -51,10 +28,8 @@ func TestWorkersPerBacklog(t *testing.T) {
 		{150, 300, 4, 5},  // few but old tasks: one more than now
 		{5000, 30, 4, 20}, // clamped to max
 	} {
-		in := policy.Inputs{Values: []policy.Value{{V: tc.backlog}, {V: tc.oldest}}, Current: tc.current}
-		d, _ := policy.Decide(p, policy.State{}, in, time.Now())
-		if d.Desired != tc.want {
-			t.Errorf("backlog %v, oldest %vs, %d workers: desired %d, want %d (%s)", tc.backlog, tc.oldest, tc.current, d.Desired, tc.want, d.Reason)
+		if got, why := exampletest.Desired(p, tc.current, tc.backlog, tc.oldest); got != tc.want {
+			t.Errorf("backlog %v, oldest %vs, %d workers: desired %d, want %d (%s)", tc.backlog, tc.oldest, tc.current, got, tc.want, why)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -98,7 +96,7 @@ collect_statistics_interval = 500
 		ManagementURL: fmt.Sprintf("http://127.0.0.1:%d", mgmtPort),
 		Dir:           dir,
 	}
-	if err := waitRabbitMQAPI(r.ManagementURL+"/api/overview", "guest", "guest", exited, 90*time.Second); err != nil {
+	if err := waitHTTPReady(r.ManagementURL+"/api/overview", "guest", "guest", exited, 90*time.Second); err != nil {
 		out, _ := os.ReadFile(filepath.Join(dir, "log", "console.log"))
 		if len(out) > 3000 {
 			out = out[len(out)-3000:]
@@ -106,63 +104,6 @@ collect_statistics_interval = 500
 		t.Fatalf("rabbitmq-server: %v\n%s", err, out)
 	}
 	return r
-}
-
-// startProcessGroup starts cmd in a process group of its own and, when the test ends, sends the
-// group SIGTERM (Erlang shuts down cleanly on it), then SIGKILL if it lingers. The
-// returned channel is closed when the process exits.
-func startProcessGroup(t testing.TB, cmd *exec.Cmd, name string) <-chan struct{} {
-	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			t.Logf("%s did not stop within 20s of SIGTERM; killing it", name)
-		}
-		// Children of the group (Erlang's port programs) may outlive the leader.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
-	})
-	return exited
-}
-
-// waitRabbitMQAPI polls url until it answers 200, the process exits, or timeout passes.
-func waitRabbitMQAPI(url, user, password string, exited <-chan struct{}, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.SetBasicAuth(user, password)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("exited before %s answered (last: %s)", url, last)
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer 200 within %s (last: %s)", url, timeout, last)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // API sends one request to the management API as guest (to declare vhosts and the like)

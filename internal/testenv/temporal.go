@@ -2,9 +2,7 @@ package testenv
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,26 +55,10 @@ func StartTemporal(t testing.TB) *Temporal {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	exited := startProcessGroup(t, cmd, "temporal")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	url := tp.HTTPURL + "/api/v1/namespaces/default"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return tp
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("temporal server exited before it was ready:\n%s", tp.LogTail())
-		case <-ctx.Done():
-			t.Fatalf("temporal server not ready within 60s (%s):\n%s", url, tp.LogTail())
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := waitHTTPReady(tp.HTTPURL+"/api/v1/namespaces/default", "", "", exited, 60*time.Second); err != nil {
+		t.Fatalf("temporal server: %v\n%s", err, tp.LogTail())
 	}
+	return tp
 }
 
 // LogTail is the end of the server's output.

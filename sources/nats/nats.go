@@ -222,27 +222,17 @@ func (s *source) describe(err error) error {
 	var api *jetstream.APIError
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return &namedError{fmt.Sprintf("nats: consumer %q: stream %q not found", name, s.stream), err}
+		return sources.Reword(err, "nats: consumer %q: stream %q not found", name, s.stream)
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return &namedError{fmt.Sprintf("nats: consumer %q: consumer not found", name), err}
+		return sources.Reword(err, "nats: consumer %q: consumer not found", name)
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return &namedError{fmt.Sprintf("nats: consumer %q: JetStream is not enabled on %s (or not for this account)", name, redact(s.conn.cfg.URL)), err}
+		return sources.Reword(err, "nats: consumer %q: JetStream is not enabled on %s (or not for this account)", name, redact(s.conn.cfg.URL))
 	case errors.As(err, &api):
-		return &namedError{fmt.Sprintf("nats: consumer %q: %s (code %d, err_code %d)", name, api.Description, api.Code, api.ErrorCode), err}
+		return sources.Reword(err, "nats: consumer %q: %s (code %d, err_code %d)", name, api.Description, api.Code, api.ErrorCode)
 	}
 	return fmt.Errorf("nats: consumer %q: %w", name, err)
 }
-
-// namedError has a message of its own but still matches the library's sentinel errors
-// with errors.Is.
-type namedError struct {
-	msg string
-	err error
-}
-
-func (e *namedError) Error() string { return e.msg }
-func (e *namedError) Unwrap() error { return e.err }
 
 // Close releases the shared connection; the last query to release it closes it.
 func (s *source) Close() error {

@@ -145,9 +145,9 @@ func (s *source) describe(ctx context.Context, err error) error {
 	case http.StatusNotFound:
 		// The API answers 404 for a missing vhost and a missing queue alike; ask which.
 		if _, verr := s.vhostProbe.FetchJSON(ctx); errors.As(verr, &se) && se.Code == http.StatusNotFound {
-			return &wrapped{fmt.Sprintf("rabbitmq: vhost %q not found (at %s)", s.vhost, s.vhostProbe.URL()), err}
+			return sources.Reword(err, "rabbitmq: vhost %q not found (at %s)", s.vhost, s.vhostProbe.URL())
 		}
-		return &wrapped{fmt.Sprintf("%s: not found", s.name()), err}
+		return sources.Reword(err, "%s: not found", s.name())
 	case http.StatusUnauthorized:
 		// The broker says why in the body: "Login failed" for a wrong user or password,
 		// "Not management user" for a missing tag, an access message for a vhost.
@@ -158,9 +158,9 @@ func (s *source) describe(ctx context.Context, err error) error {
 		if s.defaulted {
 			why += " (basic_auth is not set, so guest/guest was tried; guest only works from localhost)"
 		}
-		return &wrapped{fmt.Sprintf("rabbitmq: GET %s: %s: %s", se.URL, se.Status, why), err}
+		return sources.Reword(err, "rabbitmq: GET %s: %s: %s", se.URL, se.Status, why)
 	case http.StatusForbidden:
-		return &wrapped{fmt.Sprintf("%s: user %q has no access to vhost %q: %v", s.name(), s.user, s.vhost, err), err}
+		return sources.Reword(err, "%s: user %q has no access to vhost %q: %v", s.name(), s.user, s.vhost, err)
 	}
 	return fmt.Errorf("rabbitmq: %w", err)
 }
@@ -180,15 +180,6 @@ func apiReason(body string) string {
 	}
 	return e.Error
 }
-
-// wrapped has a message of its own but keeps the cause for errors.As.
-type wrapped struct {
-	msg string
-	err error
-}
-
-func (e *wrapped) Error() string { return e.msg }
-func (e *wrapped) Unwrap() error { return e.err }
 
 // Close drops idle connections.
 func (s *source) Close() error {

@@ -190,7 +190,7 @@ func (s *source) describe(typ enumspb.TaskQueueType, err error) error {
 	var denied *serviceerror.PermissionDenied
 	switch {
 	case errors.As(err, &nsNotFound):
-		return &wrapped{fmt.Sprintf("temporal: namespace %q not found on %s", s.namespace, s.conn.cfg.Address), err}
+		return sources.Reword(err, "temporal: namespace %q not found on %s", s.namespace, s.conn.cfg.Address)
 	case status.Code(err) == codes.Unauthenticated:
 		return fmt.Errorf("%s: not authenticated (check api_key): %w", what, err)
 	case errors.As(err, &denied):
@@ -207,15 +207,6 @@ func typeName(t enumspb.TaskQueueType) string {
 	}
 	return t.String()
 }
-
-// wrapped has a message of its own but keeps the cause for errors.As.
-type wrapped struct {
-	msg string
-	err error
-}
-
-func (e *wrapped) Error() string { return e.msg }
-func (e *wrapped) Unwrap() error { return e.err }
 
 // Close releases the shared client; the last query to release it closes it.
 func (s *source) Close() error {
