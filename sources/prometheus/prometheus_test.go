@@ -80,9 +80,13 @@ func TestRealPrometheus(t *testing.T) {
 
 	depth := newSource(t, &Config{Address: prom.URL, Query: `nats_queue_depth{consumer="batch-processor"}`})
 	t.Run("value follows the exporter", func(t *testing.T) {
+		start := time.Now()
 		eventually(t, depth, 1234)
+		t.Logf("first value %s after Prometheus was ready", time.Since(start).Round(time.Millisecond))
+		start = time.Now()
 		exp.batch.Store(4321)
 		eventually(t, depth, 4321)
+		t.Logf("the change showed %s after the exporter changed", time.Since(start).Round(time.Millisecond))
 	})
 
 	zero := 0.0
