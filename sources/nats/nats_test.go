@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -414,6 +415,34 @@ func TestTLS(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("want error containing %q, got %v, %v", tc.wantErr, v, err)
 			}
+		})
+	}
+}
+
+// TestCreds authenticates with a .creds file against a server in operator (JWT) mode.
+func TestCreds(t *testing.T) {
+	srv, creds := natstest.StartWithCreds(t)
+	backlog(t, srv.ClientURL(), 1, 3, 1, 1, nats.UserCredentials(creds))
+	for _, tc := range []struct {
+		name, creds, wantErr string
+	}{
+		{"creds file", creds, ""},
+		{"missing creds file", filepath.Join(t.TempDir(), "nope.creds"), "nats: connect to"},
+		{"no credentials", "", "Authorization Violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newSource(t, sources.NewShared(), Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, Creds: tc.creds})
+			v, err := read(t, src)
+			if tc.wantErr == "" {
+				if err != nil || v != 2 {
+					t.Fatalf("value = %v, %v; want 2", v, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("want error containing %q, got %v, %v", tc.wantErr, v, err)
+			}
+			t.Logf("error: %v", err)
 		})
 	}
 }

@@ -8,11 +8,14 @@ package natstest
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
 )
@@ -124,4 +127,64 @@ func run(t testing.TB, opts *server.Options) *server.Server {
 		t.Fatalf("nats-server %s: not ready for connections within 10s", opts.ServerName)
 	}
 	return s
+}
+
+// StartWithCreds runs a server in operator (decentralized JWT) mode with one JetStream
+// account, and returns it with the path of a .creds file (user JWT and NKey seed, as
+// `nsc` writes it) for a user of that account.
+func StartWithCreds(t testing.TB) (*server.Server, string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := nkeys.CreateOperator()
+	must(err)
+	opPub, _ := op.PublicKey()
+	opClaims := jwt.NewOperatorClaims(opPub)
+	opClaims.Name = "test-operator"
+	opJWT, err := opClaims.Encode(op)
+	must(err)
+	opDecoded, err := jwt.DecodeOperatorClaims(opJWT)
+	must(err)
+
+	resolver := &server.MemAccResolver{}
+	account := func(name string, jetstream bool) nkeys.KeyPair {
+		kp, err := nkeys.CreateAccount()
+		must(err)
+		pub, _ := kp.PublicKey()
+		ac := jwt.NewAccountClaims(pub)
+		ac.Name = name
+		if jetstream {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
+		enc, err := ac.Encode(op)
+		must(err)
+		must(resolver.Store(pub, enc))
+		return kp
+	}
+	sys := account("SYS", false)
+	app := account("APP", true)
+	sysPub, _ := sys.PublicKey()
+
+	user, err := nkeys.CreateUser()
+	must(err)
+	userPub, _ := user.PublicKey()
+	userJWT, err := jwt.NewUserClaims(userPub).Encode(app)
+	must(err)
+	seed, err := user.Seed()
+	must(err)
+	creds, err := jwt.FormatUserConfig(userJWT, seed)
+	must(err)
+	credsFile := filepath.Join(t.TempDir(), "app.creds")
+	must(os.WriteFile(credsFile, creds, 0o600))
+
+	s := Start(t, func(o *server.Options) {
+		o.TrustedOperators = []*jwt.OperatorClaims{opDecoded}
+		o.AccountResolver = resolver
+		o.SystemAccount = sysPub
+	})
+	return s, credsFile
 }
