@@ -22,6 +22,10 @@ type Decoder struct {
 	errs   *Errors
 	lookup func(string) (string, bool)
 	pos    map[string]Pos
+	// failed holds the paths where decoding reported an error, so that checks do not
+	// report the same mistake again as a consequence ("must not be empty" after an
+	// unset ${VAR}).
+	failed map[string]bool
 }
 
 // Unmarshaler is implemented by config types that decode themselves from a node.
@@ -42,8 +46,12 @@ type Check struct {
 }
 
 // Errorf records an error on field (a key of the struct being checked, or "" for the struct).
+// A field whose value could not be decoded was reported already and is not reported again.
 func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
+	if field != "" && c.d.Failed(p) {
+		return
+	}
 	pos, ok := c.d.pos[p]
 	if !ok {
 		pos = c.d.nodePos(c.node) // the key is absent: point at the struct that lacks it
@@ -51,10 +59,13 @@ func (c *Check) Errorf(field, format string, args ...any) {
 	c.d.errs.Add(pos, p, format, args...)
 }
 
-// Has reports whether field was given in the file.
+// Has reports whether field was given in the file and decoded without error. Checks use
+// it to look only at values the operator wrote: a value that failed to decode holds a
+// zero that the file never said.
 func (c *Check) Has(field string) bool {
-	_, ok := c.d.pos[JoinPath(c.path, field)]
-	return ok
+	p := JoinPath(c.path, field)
+	_, ok := c.d.pos[p]
+	return ok && !c.d.Failed(p)
 }
 
 // Decoder returns the decoder behind the check.
@@ -62,12 +73,26 @@ func (c *Check) Decoder() *Decoder { return c.d }
 
 // NewDecoder returns a decoder for one file whose errors go to errs.
 func NewDecoder(file string, errs *Errors, lookup func(string) (string, bool)) *Decoder {
-	return &Decoder{file: file, errs: errs, lookup: lookup, pos: map[string]Pos{}}
+	return &Decoder{file: file, errs: errs, lookup: lookup, pos: map[string]Pos{}, failed: map[string]bool{}}
 }
 
 // Errorf records an error at node n.
 func (d *Decoder) Errorf(n *yaml.Node, path, format string, args ...any) {
+	d.failed[path] = true
 	d.errs.Add(d.nodePos(n), path, format, args...)
+}
+
+// Failed reports whether an error was recorded at path or inside it.
+func (d *Decoder) Failed(path string) bool {
+	if d.failed[path] {
+		return true
+	}
+	for p := range d.failed {
+		if rest, ok := strings.CutPrefix(p, path); ok && path != "" && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pos returns the position of node n in the decoder's file.
@@ -231,6 +256,7 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 	}
 	fields := structFields(v.Type())
 	seen := map[string]*yaml.Node{}
+	suggested := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), n.Content[i+1]
 		if first, dup := seen[k.Value]; dup {
@@ -240,14 +266,17 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		seen[k.Value] = k
 		f, ok := fields.byName[k.Value]
 		if !ok {
-			d.Errorf(k, path, "unknown key %q%s", k.Value, didYouMean(k.Value, fields.names))
+			hint, best := suggest(k.Value, fields.names)
+			suggested[best] = true
+			d.Errorf(k, path, "unknown key %q%s", k.Value, hint)
 			continue
 		}
 		d.decode(val, JoinPath(path, k.Value), v.FieldByIndex(f.index))
 	}
 	for _, name := range fields.names {
 		f := fields.byName[name]
-		if _, ok := seen[name]; f.required && !ok {
+		// A misspelt required key is one mistake: "did you mean" already names it.
+		if _, ok := seen[name]; f.required && !ok && !suggested[name] {
 			d.Errorf(n, path, "missing required key %q", name)
 		}
 	}

@@ -86,6 +86,15 @@ func (es *Errors) Add(pos Pos, path, format string, args ...any) {
 // didYouMean returns ` (did you mean "x"?)` for the closest candidate within a small edit
 // distance, or "".
 func didYouMean(got string, candidates []string) string {
+	hint, _ := suggest(got, candidates)
+	return hint
+}
+
+// DidYouMean is didYouMean for other packages (the expression compiler).
+func DidYouMean(got string, candidates []string) string { return didYouMean(got, candidates) }
+
+// suggest returns didYouMean's hint and the candidate it names ("" for none).
+func suggest(got string, candidates []string) (string, string) {
 	best, bestDist := "", 1<<30
 	for _, c := range candidates {
 		if d := editDistance(strings.ToLower(got), strings.ToLower(c)); d < bestDist {
@@ -97,9 +106,9 @@ func didYouMean(got string, candidates []string) string {
 		limit = 3
 	}
 	if best == "" || bestDist > limit {
-		return ""
+		return "", ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return fmt.Sprintf(" (did you mean %q?)", best), best
 }
 
 func editDistance(a, b string) int {
