@@ -149,6 +149,8 @@ type Policy struct {
 	// Pos is where the policy is defined; Path its key path within that file.
 	Pos  Pos    `yaml:"-"`
 	Path string `yaml:"-"`
+
+	namePos Pos // where the name's value is, for duplicate names
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)

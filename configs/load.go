@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -69,9 +70,9 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 			FailureThreshold: DefaultFailureThreshold,
 		}},
 	}
+	d := NewDecoder(file, &errs, opts.LookupEnv)
 	root, ok := parseYAML(file, data, &errs)
 	if ok {
-		d := NewDecoder(file, &errs, opts.LookupEnv)
 		var top struct {
 			*Config  `yaml:",inline"`
 			Policies yaml.Node `yaml:"policies"`
@@ -82,11 +83,11 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 			cfg.Policies = decodePolicies(d, &top.Policies, "policies", cfg.Defaults)
 		}
 	}
-	applyOverrides(cfg, opts.Override, &errs)
+	at := settingPos(d, applyOverrides(cfg, opts.Override, &errs))
 	if cfg.PolicyDir != "" {
-		loadPolicyDir(cfg, opts, &errs)
+		loadPolicyDir(cfg, opts, at("policy_dir"), &errs)
 	}
-	crossCheck(cfg, &errs)
+	crossCheck(cfg, at, d.Failed("api_token"), &errs)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
@@ -149,6 +150,7 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Policy {
 	p := &Policy{Tuning: defaults.Tuning, Min: 1, Pos: d.Pos(resolve(n)), Path: path}
 	d.Decode(n, path, p)
+	p.namePos = d.pos[JoinPath(path, "name")]
 	for _, q := range p.Queries {
 		if q.Timeout == 0 {
 			q.Timeout = p.Timeout
@@ -159,14 +161,18 @@ func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Pol
 
 // loadPolicyDir adds the policies of every *.yaml / *.yml file in policy_dir, in name order.
 // A file holds either one policy or `policies: [...]`.
-func loadPolicyDir(cfg *Config, opts Options, errs *Errors) {
+func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 	dir := cfg.PolicyDir
 	if !filepath.IsAbs(dir) && cfg.File != "" {
 		dir = filepath.Join(filepath.Dir(cfg.File), dir)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		errs.Add(Pos{File: cfg.File}, "policy_dir", "cannot read %s: %v", dir, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		errs.Add(pos, "policy_dir", "cannot read directory %s: %v", dir, err)
 		return
 	}
 	var files []string
@@ -196,16 +202,22 @@ func loadPolicyDir(cfg *Config, opts Options, errs *Errors) {
 	}
 }
 
-func applyOverrides(cfg *Config, get func(string) (string, bool), errs *Errors) {
+// overridePos is where a setting given by flag or environment comes from.
+var overridePos = Pos{File: "(flags or environment)"}
+
+// applyOverrides sets the daemon settings given by flag or environment and returns their keys.
+func applyOverrides(cfg *Config, get func(string) (string, bool), errs *Errors) map[string]bool {
+	set := map[string]bool{}
 	if get == nil {
-		return
+		return set
 	}
-	pos := Pos{File: "(flags or environment)"}
+	pos := overridePos
 	for _, key := range OverrideKeys {
 		v, ok := get(key)
 		if !ok {
 			continue
 		}
+		set[key] = true
 		switch key {
 		case "listen":
 			cfg.Listen = v
@@ -235,18 +247,34 @@ func applyOverrides(cfg *Config, get func(string) (string, bool), errs *Errors) 
 	if lvl || fmtOK {
 		cfg.Log.CheckConfig(&Check{d: NewDecoder(pos.File, errs, nil), path: "log"})
 	}
+	return set
 }
 
-// crossCheck finds mistakes that span policies or files.
-func crossCheck(cfg *Config, errs *Errors) {
-	filePos := Pos{File: cfg.File}
+// settingPos returns where a daemon setting was given: its value in the main file, the
+// flags or environment when they override it, or just the file when it was left out.
+func settingPos(d *Decoder, overridden map[string]bool) func(key string) Pos {
+	return func(key string) Pos {
+		if overridden[key] {
+			return overridePos
+		}
+		if p, ok := d.pos[key]; ok {
+			return p
+		}
+		return Pos{File: d.file}
+	}
+}
+
+// crossCheck finds mistakes that span settings, policies or files. at gives a daemon
+// setting's position; tokenFailed says api_token was given but could not be read (and
+// was reported already).
+func crossCheck(cfg *Config, at func(string) Pos, tokenFailed bool, errs *Errors) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-		errs.Add(filePos, "listen", "%q is not a HOST:PORT address", cfg.Listen)
-	} else if !IsLoopback(cfg.Listen) && !cfg.APIToken.IsSet() {
-		errs.Add(filePos, "listen", "%q is not a loopback address: set api_token so the POST endpoints are protected", cfg.Listen)
+		errs.Add(at("listen"), "listen", "%q is not a HOST:PORT address (e.g. 127.0.0.1:9090, or 0.0.0.0:9090 with api_token)", cfg.Listen)
+	} else if !IsLoopback(cfg.Listen) && !cfg.APIToken.IsSet() && !tokenFailed {
+		errs.Add(at("listen"), "listen", "%q is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload", cfg.Listen)
 	}
 	if cfg.ScaleConcurrency < 1 {
-		errs.Add(filePos, "scale_concurrency", "must be at least 1")
+		errs.Add(at("scale_concurrency"), "scale_concurrency", "must be at least 1")
 	}
 	if cfg.HA.Nomad != nil && cfg.HA.Nomad.TTL == 0 {
 		cfg.HA.Nomad.TTL = Duration(15 * time.Second)
@@ -256,7 +284,7 @@ func crossCheck(cfg *Config, errs *Errors) {
 	for _, p := range cfg.Policies {
 		if p.Name != "" {
 			if first, dup := names[p.Name]; dup {
-				errs.Add(p.Pos, JoinPath(p.Path, "name"), "duplicate policy name %q (first defined at %s)", p.Name, first.Pos)
+				errs.Add(p.namePos, JoinPath(p.Path, "name"), "duplicate policy name %q (first defined at %s)", p.Name, first.namePos)
 			} else {
 				names[p.Name] = p
 			}
@@ -264,7 +292,7 @@ func crossCheck(cfg *Config, errs *Errors) {
 		if p.Target.Config != nil {
 			key := p.Target.Key()
 			if first, dup := targets[key]; dup {
-				errs.Add(p.Target.Pos, JoinPath(p.Path, "target"), "policy %q drives the same target as policy %q (%s); two policies may not drive one target", p.Name, first.Name, key)
+				errs.Add(p.Target.Pos, JoinPath(p.Path, "target"), "policy %q drives the same target as policy %q (%s, at %s); two policies may not drive one target", p.Name, first.Name, key, first.Target.Pos)
 			} else {
 				targets[key] = p
 			}
