@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -157,7 +156,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		shared = sources.NewShared()
 	}
 	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return &conn{cfg: *cfg, log: log.With("nats", redact(cfg.URL))}, nil
+		return &conn{cfg: *cfg, lock: make(chan struct{}, 1), log: log.With("nats", redact(cfg.URL))}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -247,14 +246,20 @@ type conn struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex
-	nc *nats.Conn
-	js jetstream.JetStream
+	// lock is a mutex a waiter can give up on: queries sharing the connection wait for
+	// one dial, but each no longer than its own timeout.
+	lock chan struct{}
+	nc   *nats.Conn
+	js   jetstream.JetStream
 }
 
 func (c *conn) get(ctx context.Context) (jetstream.JetStream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.lock <- struct{}{}:
+		defer func() { <-c.lock }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	if c.nc != nil && c.nc.IsClosed() {
 		// Closed by the library (e.g. the server refused our credentials again after a
 		// reconnect): start over rather than fail forever.
@@ -331,8 +336,8 @@ func (c *conn) connect(ctx context.Context) (*nats.Conn, error) {
 
 // Close closes the connection, once no query uses it any more.
 func (c *conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock <- struct{}{}
+	defer func() { <-c.lock }()
 	if c.nc != nil {
 		c.nc.Close()
 		c.nc, c.js = nil, nil

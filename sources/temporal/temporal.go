@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -131,7 +130,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		shared = sources.NewShared()
 	}
 	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return &conn{cfg: *cfg, log: log.With("temporal", cfg.Address)}, nil
+		return &conn{cfg: *cfg, lock: make(chan struct{}, 1), log: log.With("temporal", cfg.Address)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -220,13 +219,19 @@ type conn struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex
-	c  client.Client
+	// lock is a mutex a waiter can give up on: queries sharing the connection wait for
+	// one dial, but each no longer than its own timeout.
+	lock chan struct{}
+	c    client.Client
 }
 
 func (c *conn) get(ctx context.Context) (workflowservice.WorkflowServiceClient, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.lock <- struct{}{}:
+		defer func() { <-c.lock }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	if c.c != nil {
 		return c.c.WorkflowService(), nil
 	}
@@ -281,8 +286,8 @@ func (c *conn) options() (client.Options, error) {
 
 // Close closes the client, once no query uses it any more.
 func (c *conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock <- struct{}{}
+	defer func() { <-c.lock }()
 	if c.c != nil {
 		c.c.Close()
 		c.c = nil

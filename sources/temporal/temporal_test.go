@@ -201,25 +201,9 @@ func TestServer(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	// silent accepts connections and never answers: the dial must still end with the
-	// query's timeout.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 	for _, tc := range []struct{ name, address string }{
 		{"refused", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))},
-		{"silent", silent.Addr().String()},
+		{"silent", silentServer(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := newConfig()
@@ -246,6 +230,54 @@ func TestUnreachable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWaitForSharedDial: a query waiting for another query's dial on the shared
+// connection gives up at its own timeout, not the other's.
+func TestWaitForSharedDial(t *testing.T) {
+	shared := sources.NewShared()
+	cfg := newConfig()
+	cfg.Address, cfg.TaskQueue = silentServer(t), "q"
+	slow, quick := build(t, shared, cfg), build(t, shared, cfg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = sources.Read(context.Background(), slow, 3*time.Second)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the slow query take the dial
+	start := time.Now()
+	_, err := sources.Read(context.Background(), quick, 300*time.Millisecond)
+	if took := time.Since(start); err == nil || took > time.Second {
+		t.Fatalf("waiting query returned after %s with %v; want its own 300ms timeout", took, err)
+	}
+	<-done
+}
+
+// silentServer accepts TCP connections and never answers: dials must still end at the
+// query's timeout.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return l.Addr().String()
 }
 
 func build(t *testing.T, shared *sources.Shared, cfg *Config) sources.Source {
