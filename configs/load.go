@@ -101,32 +101,111 @@ func parseYAML(file string, data []byte, errs *Errors) (*yaml.Node, bool) {
 		if errors.Is(err, io.EOF) {
 			return nil, false // an empty file is an empty config
 		}
-		errs.Add(yamlErrPos(file, err), "", "%s", yamlErrMsg(err))
+		pos, msg := yamlError(file, data, err)
+		errs.Add(pos, "", "%s", msg)
 		return nil, false
 	}
 	return &root, true
 }
 
-// yamlErrPos digs the line out of yaml.v3's "yaml: line N: msg" syntax errors.
-func yamlErrPos(file string, err error) Pos {
-	msg := err.Error()
-	if _, rest, ok := strings.Cut(msg, "line "); ok {
-		num, _, _ := strings.Cut(rest, ":")
-		if n, err := strconv.Atoi(num); err == nil {
-			return Pos{File: file, Line: n, Col: 1}
-		}
-	}
-	return Pos{File: file}
+// yamlHints say how to fix yaml.v3's syntax errors. Parser errors (the first group) give
+// the line of the enclosing block or flow collection, counted from 0; scanner errors count
+// from 1.
+var yamlHints = []struct {
+	problem   string
+	zeroBased bool
+	hint      string
+	// findLine: the enclosing block may start far above the mistake; find the line
+	// where parsing first fails (see badIndentLine) and use lineHint there.
+	findLine bool
+	lineHint string
+}{
+	{problem: "did not find expected ',' or ']'", zeroBased: true, hint: ` in the [ ] list that starts on this line: close it with "]", and quote items that hold {, }, [, ], "," or ": ", such as "${VAR}"`},
+	{problem: "did not find expected ',' or '}'", zeroBased: true, hint: ` in the { } mapping that starts on this line: close it with "}", and quote values that hold {, }, [, ], "," or ": ", such as "${VAR}"`},
+	{problem: "did not find expected key", zeroBased: true, hint: " in the mapping that starts on this line: check the indentation of its keys",
+		findLine: true, lineHint: ": check this line: its indentation does not match the lines above it, or text follows a closing quote or bracket"},
+	{problem: "did not find expected '-' indicator", zeroBased: true, hint: ` in the list that starts on this line: every item starts with "- " at the same indentation`,
+		findLine: true, lineHint: ": check this line: its indentation does not match the lines above it, or text follows a closing quote or bracket"},
+	{problem: "did not find expected node content", zeroBased: true},
+	{problem: "did not find expected <document start>", zeroBased: true},
+	{problem: "mapping values are not allowed in this context", hint: `: a value that holds ": ", such as the expression a ? b : c, must be quoted`},
+	{problem: "found unexpected end of stream", hint: ": a quoted value that starts on this line is not closed"},
+	{problem: "found a tab character that violates indentation", hint: ": indent with spaces, YAML does not allow tabs"},
+	{problem: "found character that cannot start any token", hint: ": a value that starts with @, ` or % must be quoted"},
 }
 
-func yamlErrMsg(err error) string {
+// yamlError turns a yaml.v3 syntax error ("yaml: line N: msg") into a position and a
+// message that says how to fix it.
+func yamlError(file string, data []byte, err error) (Pos, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if _, rest, ok := strings.Cut(msg, "line "); ok {
-		if _, m, ok := strings.Cut(rest, ": "); ok {
-			msg = m
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, m, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, m
+			}
 		}
 	}
-	return "invalid YAML: " + msg
+	var hint string
+	col := 1
+	for _, h := range yamlHints {
+		if msg != h.problem {
+			continue
+		}
+		hint = h.hint
+		if h.zeroBased || line == 0 {
+			// yaml.v3 leaves out "line 0" too, which is the first line.
+			line++
+		}
+		if h.findLine {
+			if l, c, ok := badIndentLine(data, line, msg); ok {
+				line, col, hint = l, c, h.lineHint
+			}
+		}
+	}
+	pos := Pos{File: file}
+	if line > 0 {
+		pos.Line, pos.Col = line, col
+	}
+	if strings.Contains(msg, "tab character") {
+		// The reported line is where the scan started; the tab may be further down.
+		lines := strings.Split(string(data), "\n")
+		for i := max(line-1, 0); i < len(lines); i++ {
+			indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
+			if tab := strings.IndexByte(indent, '\t'); tab >= 0 {
+				pos.Line, pos.Col = i+1, tab+1
+				break
+			}
+		}
+	}
+	return pos, "invalid YAML: " + msg + hint
+}
+
+// badIndentLine finds the first line, from line from on, where the file's first lines stop
+// parsing with the same problem as the whole file: for indentation mistakes that is the
+// misindented line, while yaml.v3 names only the start of the block around it. It returns
+// that line and the column of its first character.
+func badIndentLine(data []byte, from int, problem string) (int, int, bool) {
+	lines := strings.Split(string(data), "\n")
+	if len(lines) > 5000 {
+		return 0, 0, false // quadratic; a config file is never this long
+	}
+	for k := max(from, 1); k <= len(lines); k++ {
+		var n yaml.Node
+		err := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "\n"))).Decode(&n)
+		if err == nil {
+			continue
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			_, msg, _ = strings.Cut(rest, ": ")
+		}
+		if msg == problem {
+			text := lines[k-1]
+			return k, len(text) - len(strings.TrimLeft(text, " ")) + 1, true
+		}
+	}
+	return 0, 0, false
 }
 
 // decodePolicies decodes a list of policies, each starting from the inherited defaults.
