@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ const (
 	saveEvery = 30 * time.Second
 	// minWakeGap keeps a storm of target events from turning into a storm of evaluations.
 	minWakeGap    = time.Second
-	keepDecisions = 100
+	keepDecisions = 64
 	// The status page charts one hour at this resolution.
 	chartStep   = 15 * time.Second
 	chartPoints = 240
@@ -58,8 +59,85 @@ type runner struct {
 	values    []Value
 	last      *Decision
 	lastErr   string
-	decisions []Decision
-	chart     []ChartPoint
+	decisions ring
+	chart     chartRing
+}
+
+// chartRing holds the status page's last hour in columns (a few KB per policy).
+type chartRing struct {
+	start    int
+	n        int
+	t        [chartPoints]int64 // unix seconds
+	desired  [chartPoints]int32
+	replicas [chartPoints]int32
+	values   [][chartPoints]float32 // per query
+}
+
+func (c *chartRing) add(t time.Time, desired, replicas int, values []Value) {
+	if c.n > 0 && t.Unix()-c.t[(c.start+c.n-1)%chartPoints] < int64(chartStep/time.Second) {
+		return
+	}
+	if len(c.values) != len(values) {
+		c.values = make([][chartPoints]float32, len(values))
+	}
+	i := (c.start + c.n) % chartPoints
+	if c.n == chartPoints {
+		c.start = (c.start + 1) % chartPoints
+	} else {
+		c.n++
+	}
+	c.t[i], c.desired[i], c.replicas[i] = t.Unix(), int32(desired), int32(replicas)
+	for q, v := range values {
+		c.values[q][i] = float32(v.V)
+		if v.Err != nil {
+			c.values[q][i] = float32(math.NaN())
+		}
+	}
+}
+
+func (c *chartRing) points() []ChartPoint {
+	out := make([]ChartPoint, c.n)
+	for k := range c.n {
+		i := (c.start + k) % chartPoints
+		p := ChartPoint{Time: time.Unix(c.t[i], 0), Desired: int(c.desired[i]), Replicas: int(c.replicas[i]), Values: make([]float64, len(c.values))}
+		for q := range c.values {
+			p.Values[q] = float64(c.values[q][i])
+		}
+		out[k] = p
+	}
+	return out
+}
+
+// ring keeps the last keepDecisions decisions without copying on every tick.
+type ring struct {
+	buf   []Decision
+	start int
+}
+
+// add appends d, or replaces the newest entry when both are holds at the same count with
+// the same desired count, so a steady state does not push the interesting decisions out.
+func (r *ring) add(d Decision) {
+	if n := len(r.buf); n > 0 {
+		last := &r.buf[(r.start+n-1)%n]
+		// A hold that only differs in the values read replaces the previous one.
+		if d.Action == Hold && last.Action == Hold && last.From == d.From && last.Desired == d.Desired && last.Err == d.Err {
+			*last = d
+			return
+		}
+	}
+	if len(r.buf) < keepDecisions {
+		r.buf = append(r.buf, d)
+		return
+	}
+	r.buf[r.start] = d
+	r.start = (r.start + 1) % len(r.buf)
+}
+
+// list returns the decisions oldest first.
+func (r *ring) list() []Decision {
+	out := make([]Decision, 0, len(r.buf))
+	out = append(out, r.buf[r.start:]...)
+	return append(out, r.buf[:r.start]...)
 }
 
 // ChartPoint is one sample of the status page's chart.
@@ -137,7 +215,7 @@ func (r *runner) inherit(old *runner) {
 	old.mu.Lock()
 	r.current, r.ready, r.last, r.lastErr = old.current, old.ready, old.last, old.lastErr
 	r.decisions = old.decisions
-	if len(old.p.Queries) == len(r.p.Queries) {
+	if slices.Equal(old.p.Queries, r.p.Queries) {
 		r.chart = old.chart
 	}
 	old.mu.Unlock()
@@ -381,19 +459,7 @@ func (r *runner) record(d Decision, status targets.Status, values []Value, lastE
 	}
 	r.values, r.last, r.lastErr = values, &d, lastErr
 	r.appendDecision(d)
-	if n := len(r.chart); n == 0 || d.Time.Sub(r.chart[n-1].Time) >= chartStep {
-		pt := ChartPoint{Time: d.Time, Values: make([]float64, len(values)), Desired: d.Desired, Replicas: r.current}
-		for i, v := range values {
-			pt.Values[i] = v.V
-			if v.Err != nil {
-				pt.Values[i] = math.NaN()
-			}
-		}
-		if len(r.chart) >= chartPoints {
-			r.chart = append(r.chart[:0:0], r.chart[1:]...)
-		}
-		r.chart = append(r.chart, pt)
-	}
+	r.chart.add(d.Time, d.Desired, r.current, values)
 	if r.m != nil {
 		r.m.current.Set(float64(r.current))
 		if d.Desired >= 0 {
@@ -404,12 +470,7 @@ func (r *runner) record(d Decision, status targets.Status, values []Value, lastE
 	}
 }
 
-func (r *runner) appendDecision(d Decision) {
-	if len(r.decisions) >= keepDecisions {
-		r.decisions = append(r.decisions[:0:0], r.decisions[1:]...)
-	}
-	r.decisions = append(r.decisions, d)
-}
+func (r *runner) appendDecision(d Decision) { r.decisions.add(d) }
 
 func (r *runner) save() {
 	if r.e.store == nil {
@@ -474,5 +535,5 @@ func (r *runner) status() Status {
 func (r *runner) recent() ([]Decision, []ChartPoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Decision(nil), r.decisions...), append([]ChartPoint(nil), r.chart...)
+	return r.decisions.list(), r.chart.points()
 }
