@@ -156,7 +156,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		shared = sources.NewShared()
 	}
 	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return &conn{cfg: *cfg, lock: make(chan struct{}, 1), log: log.With("nats", redact(cfg.URL))}, nil
+		return newConn(*cfg, log.With("nats", redact(cfg.URL))), nil
 	})
 	if err != nil {
 		return nil, err
@@ -243,48 +243,53 @@ func (s *source) Close() error {
 // library keeps it up: it reconnects (forever, to any server of the cluster it learnt
 // about) on its own, and while it is away Value fails fast instead of queueing requests.
 type conn struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	lazy *sources.Lazy[*client]
+}
 
-	// lock is a mutex a waiter can give up on: queries sharing the connection wait for
-	// one dial, but each no longer than its own timeout.
-	lock chan struct{}
-	nc   *nats.Conn
-	js   jetstream.JetStream
+// client is what one dial makes.
+type client struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newConn(cfg Config, log *slog.Logger) *conn {
+	c := &conn{cfg: cfg, log: log}
+	c.lazy = sources.NewLazy(c.dial,
+		// Closed by the library (e.g. the server refused our credentials again after a
+		// reconnect): start over rather than fail forever.
+		func(cl *client) bool { return cl.nc.IsClosed() },
+		func(cl *client) { cl.nc.Close() })
+	return c
 }
 
 func (c *conn) get(ctx context.Context) (jetstream.JetStream, error) {
-	select {
-	case c.lock <- struct{}{}:
-		defer func() { <-c.lock }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	cl, err := c.lazy.Get(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if c.nc != nil && c.nc.IsClosed() {
-		// Closed by the library (e.g. the server refused our credentials again after a
-		// reconnect): start over rather than fail forever.
-		c.nc, c.js = nil, nil
-	}
-	if c.nc == nil {
-		nc, err := c.connect(ctx)
-		if err != nil {
-			return nil, err
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("nats %s: %w", redact(c.cfg.URL), err)
-		}
-		c.nc, c.js = nc, js
-	}
-	if st := c.nc.Status(); st != nats.CONNECTED {
+	if st := cl.nc.Status(); st != nats.CONNECTED {
 		msg := fmt.Sprintf("nats %s: connection %s", redact(c.cfg.URL), strings.ToLower(st.String()))
-		if err := c.nc.LastError(); err != nil {
+		if err := cl.nc.LastError(); err != nil {
 			return nil, fmt.Errorf("%s: %w", msg, err)
 		}
 		return nil, errors.New(msg)
 	}
-	return c.js, nil
+	return cl.js, nil
+}
+
+func (c *conn) dial(ctx context.Context) (*client, error) {
+	nc, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats %s: %w", redact(c.cfg.URL), err)
+	}
+	return &client{nc: nc, js: js}, nil
 }
 
 func (c *conn) connect(ctx context.Context) (*nats.Conn, error) {
@@ -335,12 +340,4 @@ func (c *conn) connect(ctx context.Context) (*nats.Conn, error) {
 }
 
 // Close closes the connection, once no query uses it any more.
-func (c *conn) Close() error {
-	c.lock <- struct{}{}
-	defer func() { <-c.lock }()
-	if c.nc != nil {
-		c.nc.Close()
-		c.nc, c.js = nil, nil
-	}
-	return nil
-}
+func (c *conn) Close() error { return c.lazy.Close() }

@@ -360,7 +360,11 @@ func TestCluster(t *testing.T) {
 		for {
 			v, err := read(t, src)
 			if err == nil && v == 14 {
-				nc := src.(*source).conn.nc
+				cl, err := src.(*source).conn.lazy.Get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				nc := cl.nc // the same connection as before, reconnected
 				if nc.ConnectedUrl() == urls[0] {
 					t.Fatalf("still connected to the node that was shut down")
 				}

@@ -130,7 +130,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		shared = sources.NewShared()
 	}
 	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return &conn{cfg: *cfg, lock: make(chan struct{}, 1), log: log.With("temporal", cfg.Address)}, nil
+		return newConn(*cfg, log.With("temporal", cfg.Address)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -216,25 +216,26 @@ func (s *source) Close() error {
 // conn is one client of a Temporal frontend, dialled on first use. gRPC reconnects on its
 // own after that; a failed first dial is retried on the next Value.
 type conn struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	lazy *sources.Lazy[client.Client]
+}
 
-	// lock is a mutex a waiter can give up on: queries sharing the connection wait for
-	// one dial, but each no longer than its own timeout.
-	lock chan struct{}
-	c    client.Client
+func newConn(cfg Config, log *slog.Logger) *conn {
+	c := &conn{cfg: cfg, log: log}
+	c.lazy = sources.NewLazy(c.dial, nil, func(cl client.Client) { cl.Close() })
+	return c
 }
 
 func (c *conn) get(ctx context.Context) (workflowservice.WorkflowServiceClient, error) {
-	select {
-	case c.lock <- struct{}{}:
-		defer func() { <-c.lock }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	cl, err := c.lazy.Get(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if c.c != nil {
-		return c.c.WorkflowService(), nil
-	}
+	return cl.WorkflowService(), nil
+}
+
+func (c *conn) dial(ctx context.Context) (client.Client, error) {
 	opts, err := c.options()
 	if err != nil {
 		return nil, fmt.Errorf("temporal %s: %w", c.cfg.Address, err)
@@ -248,8 +249,7 @@ func (c *conn) get(ctx context.Context) (workflowservice.WorkflowServiceClient, 
 		}
 		return nil, fmt.Errorf("temporal: connect to %s: %w", c.cfg.Address, err)
 	}
-	c.c = cl
-	return cl.WorkflowService(), nil
+	return cl, nil
 }
 
 // options builds the client options. TLS: on when tls is given (unless disabled), or when
@@ -285,12 +285,4 @@ func (c *conn) options() (client.Options, error) {
 }
 
 // Close closes the client, once no query uses it any more.
-func (c *conn) Close() error {
-	c.lock <- struct{}{}
-	defer func() { <-c.lock }()
-	if c.c != nil {
-		c.c.Close()
-		c.c = nil
-	}
-	return nil
-}
+func (c *conn) Close() error { return c.lazy.Close() }
