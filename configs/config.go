@@ -122,16 +122,22 @@ type Cooldown struct {
 	Down Duration `yaml:"down"`
 }
 
+func (*Cooldown) example() string { return "cooldown: { up: 30s, down: 5m }" }
+
 // Stabilization makes scale-ups wait for sustained demand.
 type Stabilization struct {
 	Up Duration `yaml:"up"`
 }
+
+func (*Stabilization) example() string { return "stabilization: { up: 1m }" }
 
 // Steps caps the change per action in each direction.
 type Steps struct {
 	Up   Step `yaml:"up"`
 	Down Step `yaml:"down"`
 }
+
+func (*Steps) example() string { return `step: { up: 10, down: "50%" }` }
 
 // Policy is one autoscaling rule: queries, an expression and a target.
 type Policy struct {
@@ -155,12 +161,30 @@ type Policy struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
+// nameLike suggests a valid name close to s: lower case, other characters replaced by sep.
+func nameLike(s string, sep rune) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(s)) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-' && sep == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteRune(sep)
+		}
+	}
+	out := b.String()
+	if out == "" || sep == '_' && out[0] >= '0' && out[0] <= '9' {
+		out = "q" + string(sep) + out
+	}
+	return out
+}
+
 // CheckConfig implements Checker.
 func (p *Policy) CheckConfig(c *Check) {
 	// Policy's own CheckConfig hides the one it would inherit from the inline Tuning.
 	p.Tuning.CheckConfig(c)
 	if c.Has("name") && !nameRE.MatchString(p.Name) {
-		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _)", p.Name)
+		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _, e.g. %q)", p.Name, nameLike(p.Name, '-'))
 	}
 	if p.Min < 0 {
 		c.Errorf("min", "must not be negative")
@@ -172,7 +196,7 @@ func (p *Policy) CheckConfig(c *Check) {
 		c.Errorf("min", "min (%d) is greater than max (%d)", p.Min, p.Max)
 	}
 	if p.Activation.IsSet() && p.Min != 0 {
-		c.Errorf("activation", "only applies to policies with min: 0 (this one has min: %d)", p.Min)
+		c.Errorf("activation", "only applies to policies with min: 0 (this one has min: %d); set min: 0 or remove activation", p.Min)
 	}
 	if p.OnError.Replicas != nil && c.Has("max") && (*p.OnError.Replicas < p.Min || *p.OnError.Replicas > p.Max) {
 		c.Errorf("on_error", "fallback replicas %d is outside [min, max] = [%d, %d]", *p.OnError.Replicas, p.Min, p.Max)
@@ -245,7 +269,7 @@ func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		qpath := JoinPath(path, k.Value)
 		switch {
 		case !queryNameRE.MatchString(k.Value):
-			d.Errorf(k, qpath, "%q is not a valid query name (use lower-case letters, digits and _, not starting with a digit)", k.Value)
+			d.Errorf(k, qpath, "%q is not a valid query name (use lower-case letters, digits and _, not starting with a digit, e.g. %q)", k.Value, nameLike(k.Value, '_'))
 			continue
 		case ReservedNames[k.Value]:
 			d.Errorf(k, qpath, "%q is a reserved name in expressions; choose another query name", k.Value)
@@ -342,7 +366,7 @@ func (s *Schedule) CheckConfig(c *Check) {
 	if s.Cron != "" {
 		spec, err := CronParser.Parse(s.Cron)
 		if err != nil {
-			c.Errorf("cron", "%q is not a cron spec: %v", s.Cron, err)
+			c.Errorf("cron", "%q is not a cron spec: %s", s.Cron, cronError(s.Cron, err))
 		} else {
 			s.Spec = spec
 		}
@@ -351,7 +375,7 @@ func (s *Schedule) CheckConfig(c *Check) {
 		c.Errorf("duration", "must be positive")
 	}
 	if s.Min == nil && s.Max == nil {
-		c.Errorf("", "sets neither min nor max")
+		c.Errorf("", "sets neither min nor max: give min: N to raise the floor while the schedule is active, max: N to change the ceiling, or both")
 	}
 	if s.Min != nil && *s.Min < 0 {
 		c.Errorf("min", "must not be negative")

@@ -249,9 +249,17 @@ func (d *Decoder) Scalar(n *yaml.Node, path string) (string, bool) {
 	return s, true
 }
 
+// exampler is implemented by config structs that are often written as a single value by
+// mistake (cooldown: 30s); the example shows the mapping they need.
+type exampler interface{ example() string }
+
 func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, path, "expected a mapping, got %s", describe(n))
+		var hint string
+		if e, ok := v.Addr().Interface().(exampler); ok {
+			hint = " (write e.g. " + e.example() + ")"
+		}
+		d.Errorf(n, path, "expected a mapping, got %s%s", describe(n), hint)
 		return
 	}
 	fields := structFields(v.Type())
