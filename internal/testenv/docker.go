@@ -174,26 +174,47 @@ func WorkerImage(t testing.TB, c client.APIClient) string {
 }
 
 func buildWorkerImage(t testing.TB, c client.APIClient) (string, error) {
-	root := RepoRoot(t)
-	dir, err := os.MkdirTemp("", "testworker")
+	bin, err := BuildStatic(t, "./internal/testworker")
 	if err != nil {
 		return "", err
+	}
+	return ScratchImage(c, "autoscalerd-testworker", bin, []string{"/testworker"}, []string{"serve"}, "8080")
+}
+
+// BuildStatic builds the main package pkg (relative to the module root) as a static
+// binary (CGO_ENABLED=0), for FROM-scratch images, and returns its content.
+func BuildStatic(t testing.TB, pkg string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "static")
+	if err != nil {
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "testworker")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./internal/testworker")
-	cmd.Dir = root
+	bin := filepath.Join(dir, "bin")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
+	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build testworker: %v: %s", err, out)
+		return nil, fmt.Errorf("go build %s: %v: %s", pkg, err, out)
 	}
-	binary, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
+	return os.ReadFile(bin)
+}
+
+// ScratchImage builds an image FROM scratch holding binary as path entrypoint[0], unless
+// an image with the same content exists already. Its tag is repo:<content hash>.
+// (Images cannot be pulled here, so every test image is built this way.)
+func ScratchImage(c client.APIClient, repo string, binary []byte, entrypoint, cmd []string, expose string) (string, error) {
+	ep, _ := json.Marshal(entrypoint)
+	cm, _ := json.Marshal(cmd)
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY bin %s\n", entrypoint[0])
+	if expose != "" {
+		dockerfile += "EXPOSE " + expose + "\n"
 	}
-	const dockerfile = "FROM scratch\nCOPY testworker /testworker\nEXPOSE 8080\nENTRYPOINT [\"/testworker\"]\nCMD [\"serve\"]\n"
+	dockerfile += fmt.Sprintf("ENTRYPOINT %s\n", ep)
+	if len(cmd) > 0 {
+		dockerfile += fmt.Sprintf("CMD %s\n", cm)
+	}
 	sum := sha256.Sum256(append(binary, dockerfile...))
-	tag := "autoscalerd-testworker:" + hex.EncodeToString(sum[:])[:16]
+	tag := repo + ":" + hex.EncodeToString(sum[:])[:16]
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -206,7 +227,7 @@ func buildWorkerImage(t testing.TB, c client.APIClient) (string, error) {
 		name string
 		mode int64
 		body []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"testworker", 0o755, binary}} {
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"bin", 0o755, binary}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body))}); err != nil {
 			return "", err
 		}

@@ -46,11 +46,14 @@ func TestDaemonDrivesCompose(t *testing.T) {
 	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
 	tg := newTarget(t, project, "worker")
 
+	// Built like the example's image (static), so the two share the build cache.
+	binary, err := testenv.BuildStatic(t, "./cmd/autoscalerd")
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(t.TempDir(), "autoscalerd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/autoscalerd")
-	build.Dir = testenv.RepoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/autoscalerd: %v\n%s", err, out)
+	if err := os.WriteFile(bin, binary, 0o755); err != nil {
+		t.Fatal(err)
 	}
 
 	var queued atomic.Int64

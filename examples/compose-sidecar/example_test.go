@@ -1,0 +1,175 @@
+// Package composesidecarexample checks the compose-sidecar example: its config loads and
+// asks for the worker counts the README promises, and the whole example runs on a real
+// engine with docker-compose, the sidecar scaling the worker service.
+package composesidecarexample
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/sources"
+	_ "github.com/autoscalerd/autoscalerd/sources/hatchet"
+	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/compose"
+)
+
+var env = map[string]string{
+	"COMPOSE_PROJECT_NAME":  "shop",
+	"AUTOSCALERD_API_TOKEN": "t0ken",
+	"HATCHET_TENANT_ID":     "707d0855-80ab-4e1f-a156-f1c4546cbf52",
+	"HATCHET_TOKEN":         "example-hatchet-token",
+}
+
+func TestConfig(t *testing.T) {
+	cfg, err := configs.Load("autoscalerd.yaml", configs.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatalf("autoscalerd.yaml:\n%v", err)
+	}
+	ps, err := policy.Compile(cfg)
+	if err != nil {
+		t.Fatalf("autoscalerd.yaml:\n%v", err)
+	}
+	pc := cfg.Policies[0]
+	tg, err := targets.New(pc.Target, targets.Deps{Policy: pc.Name, Global: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range pc.Queries {
+		src, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: tg, Global: cfg})
+		if err != nil {
+			t.Fatalf("query %s: %v", q.Name, err)
+		}
+		_ = sources.Close(src)
+	}
+	if k := pc.Target.Key(); k != "compose:shop/worker" {
+		t.Errorf("target %s, want the worker service of project shop (.env)", k)
+	}
+	for _, tc := range []struct {
+		queued float64
+		want   int
+	}{{0, 1}, {50, 1}, {51, 2}, {230, 5}, {500, 10}, {10000, 10}} {
+		d, _ := policy.Decide(ps[0], policy.State{}, policy.Inputs{Values: []policy.Value{{V: tc.queued}}, Current: 1}, time.Now())
+		if d.Desired != tc.want {
+			t.Errorf("%v queued: %d workers, want %d (%s)", tc.queued, d.Desired, tc.want, d.Reason)
+		}
+	}
+}
+
+// TestExampleRuns brings the example up as a user would (docker-compose up -d), with
+// images built here (no pulls): the fake Hatchet API and autoscalerd as static binaries
+// FROM scratch, and the test worker instead of busybox. Queuing 230 tasks must give 5
+// workers, created by the sidecar through the mounted socket.
+func TestExampleRuns(t *testing.T) {
+	c := testenv.Docker(t)
+	testenv.LookPath(t, "docker-compose", "apt-get install docker-compose")
+	worker := testenv.WorkerImage(t, c)
+	image := func(repo, pkg, entry string) string {
+		bin, err := testenv.BuildStatic(t, pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag, err := testenv.ScratchImage(c, repo, bin, []string{entry}, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tag
+	}
+	project := fmt.Sprintf("sidecar%d", time.Now().UnixNano()%100000)
+	hatchetPort, apiPort := testenv.FreePort(t), testenv.FreePort(t)
+	override := filepath.Join(t.TempDir(), "override.yml")
+	if err := os.WriteFile(override, []byte(fmt.Sprintf("services:\n  worker:\n    image: %s\n    command: [serve]\n", worker)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	composeEnv := append(os.Environ(),
+		"COMPOSE_PROJECT_NAME="+project,
+		"FAKE_HATCHET_IMAGE="+image("autoscalerd-example-fakehatchet", "./examples/compose-sidecar/fakehatchet", "/fakehatchet"),
+		"AUTOSCALERD_IMAGE="+image("autoscalerd-example-daemon", "./cmd/autoscalerd", "/usr/local/bin/autoscalerd"),
+		fmt.Sprintf("FAKE_HATCHET_PORT=%d", hatchetPort),
+		fmt.Sprintf("AUTOSCALERD_PORT=%d", apiPort),
+	)
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command("docker-compose", append([]string{"--ansi", "never", "-f", "docker-compose.yml", "-f", override}, args...)...)
+		cmd.Env = composeEnv
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		// The sidecar first, so it does not replace workers while they are removed.
+		if out, err := run("stop", "autoscalerd"); err != nil {
+			t.Logf("stop autoscalerd: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			out, _ := run("logs", "--no-color", "autoscalerd", "fake-hatchet")
+			t.Logf("logs:\n%s", out)
+		}
+		if out, err := run("down", "-v", "-t", "2"); err != nil {
+			t.Logf("down: %v\n%s", err, out)
+		}
+	})
+	if out, err := run("up", "-d"); err != nil {
+		t.Fatalf("docker-compose up -d: %v\n%s", err, out)
+	}
+
+	tg, err := compose.New(&compose.Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWorkers := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			st, err := tg.Status(context.Background())
+			if err == nil && st.Replicas == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d workers wanted; status %+v, %v", want, st, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	waitWorkers(1)
+	if err := testenv.WaitTCP(context.Background(), fmt.Sprintf("127.0.0.1:%d", hatchetPort), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/queued?task=process-order&n=230", hatchetPort), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitWorkers(5)
+
+	ps, err := run("ps", "worker")
+	if err != nil {
+		t.Fatalf("docker-compose ps: %v\n%s", err, ps)
+	}
+	for i := 1; i <= 5; i++ {
+		if name := fmt.Sprintf("%s_worker_%d", project, i); !strings.Contains(ps, name) {
+			t.Errorf("docker-compose ps does not list %s:\n%s", name, ps)
+		}
+	}
+	// The daemon's API, published on the host, reports the same.
+	r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/policies", apiPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var pols []struct {
+		Name    string `json:"name"`
+		Current int    `json:"current"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&pols); err != nil || len(pols) != 1 || pols[0].Current != 5 {
+		t.Errorf("GET /v1/policies = %+v, %v; want workers at 5", pols, err)
+	}
+}
