@@ -261,7 +261,18 @@ func checkTrace(t *testing.T, seed uint64, seen map[string]int) string {
 		}
 		fallback := rp.fallback >= 0 && failures >= rp.threshold && (queryFailed || d.Err != "")
 
-		// Bounds: never up past max, never down past min, never out of a range it was in.
+		// Bounds, precisely: a decision never scales up past the effective max nor down past
+		// the effective min, and a count inside [min, max] stays inside. A count outside
+		// the range (an outside change, the count found at start, or a range moved by a
+		// schedule) is brought in by the normal rules, because SPEC §3 clamps the desired
+		// count before cooldown and step: it may be held only by a cooldown,
+		// stabilization.up, missing data, a pause or the adopting tick, and a step limit
+		// may bring it in over several actions.
+		outOfRange := from < d.Min || from > d.Max
+		if outOfRange && d.To == from && !containsAny(d.Reason, "cooldown.up:", "cooldown.down:", "stabilization.up:",
+			"partial data", "paused", "adopting", "no desired count") {
+			return bad("held at %d outside [%d,%d] without a reason that may hold it", from, d.Min, d.Max)
+		}
 		switch {
 		case d.From != from:
 			return bad("From %d, want the observed %d", d.From, from)
@@ -376,6 +387,15 @@ func windowHolds(h []modelTick, now time.Time, w time.Duration, ok func(int) boo
 		}
 	}
 	return ""
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func abs(n int) int { return int(math.Abs(float64(n))) }
