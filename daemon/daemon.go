@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -94,6 +95,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.loaded.Store(true)
+	// Loading a large configuration leaves garbage (YAML trees, compiler state); hand it back
+	// now rather than carrying it as resident memory until the scavenger gets to it.
+	debug.FreeOSMemory()
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	if cfg.HA.Nomad != nil {
@@ -211,6 +215,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.level.Set(levelOf(cfg.Log.Level))
+	debug.FreeOSMemory()
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.lastReloadErr.Store("")
