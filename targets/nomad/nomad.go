@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -73,6 +74,9 @@ type target struct {
 
 	mu     sync.Mutex
 	client *api.Client
+	// ours is the count this target last asked for, so Watch can tell our own changes
+	// from outside ones; -1 when none is pending.
+	ours atomic.Int64
 }
 
 // New returns the target for cfg. It connects on first use.
@@ -81,7 +85,9 @@ func New(cfg *Config, _ targets.Deps) (targets.Target, error) {
 	if cfg.Namespace != api.DefaultNamespace {
 		name = fmt.Sprintf("job %q group %q (namespace %q)", cfg.Job, cfg.Group, cfg.Namespace)
 	}
-	return &target{cfg: cfg, name: name}, nil
+	t := &target{cfg: cfg, name: name}
+	t.ours.Store(-1)
+	return t, nil
 }
 
 func (t *target) api() (*api.Client, error) {
@@ -158,10 +164,12 @@ func (t *target) Scale(ctx context.Context, replicas int, why targets.Reason) er
 	}
 	meta := map[string]any{MetaPolicy: why.Policy}
 	count := replicas
+	t.ours.Store(int64(replicas))
 	_, _, err = c.Jobs().Scale(t.cfg.Job, t.cfg.Group, &count, msg, false, meta, (&api.WriteOptions{}).WithContext(ctx))
 	if err == nil {
 		return nil
 	}
+	t.ours.Store(-1)
 	text := err.Error()
 	switch code := nomadclient.StatusCode(err); {
 	case strings.Contains(text, "scaling blocked due to active deployment"):
@@ -173,6 +181,46 @@ func (t *target) Scale(ctx context.Context, replicas int, why targets.Reason) er
 		return fmt.Errorf("nomad: %s: group %w in the job", t.name, ErrNotFound)
 	}
 	return fmt.Errorf("nomad: %s: scale to %d: %w", t.name, replicas, err)
+}
+
+// watchWait bounds one blocking query of Watch; Nomad answers earlier when the job changes.
+const watchWait = 5 * time.Minute
+
+// Watch implements targets.Watcher: a blocking query on the job's scale status wakes up
+// when the job changes, and a desired count this target did not ask for (someone ran
+// `nomad job scale`, or re-submitted the job) asks the policy for an early evaluation.
+func (t *target) Watch(ctx context.Context, changed func()) error {
+	c, err := t.api()
+	if err != nil {
+		return err
+	}
+	var index uint64
+	last := -1
+	retry := time.Second
+	for ctx.Err() == nil {
+		st, meta, err := c.Jobs().ScaleStatus(t.cfg.Job, (&api.QueryOptions{WaitIndex: index, WaitTime: watchWait}).WithContext(ctx))
+		if err != nil {
+			// Status reports the error on the policy's tick; here only wait and retry.
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, time.Minute)
+			index = 0
+			continue
+		}
+		retry = time.Second
+		index = meta.LastIndex
+		g, ok := st.TaskGroups[t.cfg.Group]
+		if !ok {
+			continue
+		}
+		if g.Desired != last && last >= 0 && int64(g.Desired) != t.ours.Swap(-1) {
+			changed()
+		}
+		last = g.Desired
+	}
+	return nil
 }
 
 // LastScaled implements targets.Historian from the group's scaling events. Events that

@@ -322,3 +322,40 @@ func TestNotFound(t *testing.T) {
 		})
 	}
 }
+
+// TestWatch: a scale by someone else asks for an early evaluation; our own does not.
+func TestWatch(t *testing.T) {
+	a, c := agent(t)
+	job := sleepJob(t, 1, nil)
+	register(t, c, job)
+	tgt := targetFor(t, a, job)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 10)
+	watching := make(chan error, 1)
+	go func() { watching <- tgt.(targets.Watcher).Watch(ctx, func() { changed <- struct{}{} }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watching; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	time.Sleep(time.Second) // let Watch see the initial count
+
+	if err := tgt.Scale(context.Background(), 2, targets.Reason{Policy: "web", Message: "ours"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("our own scale was reported as an outside change")
+	case <-time.After(2 * time.Second):
+	}
+
+	if _, _, err := c.Jobs().Scale(*job.ID, "api", new(3), "an operator", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an outside scale was not noticed")
+	}
+}
