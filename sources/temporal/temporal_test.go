@@ -2,7 +2,10 @@ package temporal
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -190,6 +193,45 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("tls", func(t *testing.T) {
+		// The dev server speaks plain gRPC; a TLS-terminating proxy in front of it stands
+		// in for Temporal Cloud's TLS endpoint.
+		pki := testenv.NewPKI(t)
+		proxy := tlsProxy(t, pki, srv.Address)
+		for _, tc := range []struct {
+			name    string
+			address string
+			apiKey  string
+			tls     *TLS
+			wantErr string
+		}{
+			{"api key over tls with our ca", proxy, "secret-api-key", &TLS{TLS: configs.TLS{CAFile: pki.CAFile}}, ""},
+			{"mtls client certificate", proxy, "", &TLS{TLS: configs.TLS{CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKey}}, ""},
+			{"api key turns tls on: system roots refuse our ca", proxy, "secret-api-key", nil, "certificate signed by unknown authority"},
+			{"tls disabled sends plain text", srv.Address, "secret-api-key", &TLS{Disabled: true}, ""},
+			{"api key without tls config against plain text", srv.Address, "secret-api-key", nil, "temporal: connect to"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := newConfig()
+				cfg.Address, cfg.TaskQueue, cfg.Types = tc.address, workflowQueue, []string{"workflow"}
+				cfg.APIKey, cfg.TLS = configs.NewSecret(tc.apiKey), tc.tls
+				v, err := sources.Read(context.Background(), build(t, sources.NewShared(), cfg), 5*time.Second)
+				if tc.wantErr == "" {
+					if err != nil || v != 4 {
+						t.Fatalf("value = %v, %v; want 4", v, err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error containing %q, got %v, %v", tc.wantErr, v, err)
+				}
+				if strings.Contains(err.Error(), "secret-api-key") {
+					t.Fatalf("error leaks the API key: %v", err)
+				}
+			})
+		}
+	})
+
 	t.Run("unknown namespace", func(t *testing.T) {
 		cfg := newConfig()
 		cfg.Address, cfg.TaskQueue, cfg.Namespace = srv.Address, workflowQueue, "nope"
@@ -251,6 +293,41 @@ func TestWaitForSharedDial(t *testing.T) {
 		t.Fatalf("waiting query returned after %s with %v; want its own 300ms timeout", took, err)
 	}
 	<-done
+}
+
+// tlsProxy terminates TLS (HTTP/2 by ALPN, as gRPC wants; a client certificate is
+// checked if sent) and forwards the bytes to a plain-text backend.
+func tlsProxy(t *testing.T, pki *testenv.PKI, backend string) string {
+	t.Helper()
+	cfg := pki.ServerTLS(t, false)
+	cfg.NextProtos = []string{"h2"}
+	pool := x509.NewCertPool()
+	pool.AddCert(pki.CA)
+	cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // silentServer accepts TCP connections and never answers: dials must still end at the
