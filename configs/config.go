@@ -210,6 +210,10 @@ func (p *Policy) CheckConfig(c *Check) {
 		if s.Min != nil && *s.Min > hi {
 			c.Errorf(field+".min", "schedule min (%d) is greater than max (%d)", *s.Min, hi)
 		}
+		// A ceiling under the policy's floor cannot hold: the floor would win silently.
+		if s.Min == nil && s.Max != nil && *s.Max >= 1 && *s.Max < p.Min {
+			c.Errorf(field+".max", "schedule max (%d) is below the policy's min (%d); set the schedule's min too", *s.Max, p.Min)
+		}
 	}
 }
 
