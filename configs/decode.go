@@ -26,6 +26,8 @@ type Decoder struct {
 	// report the same mistake again as a consequence ("must not be empty" after an
 	// unset ${VAR}).
 	failed map[string]bool
+	// lines is the file's text, when known, to map expressions rune by rune.
+	lines []string
 }
 
 // Unmarshaler is implemented by config types that decode themselves from a node.

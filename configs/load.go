@@ -71,6 +71,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		}},
 	}
 	d := NewDecoder(file, &errs, opts.LookupEnv)
+	d.setSource(data)
 	root, ok := parseYAML(file, data, &errs)
 	if ok {
 		var top struct {
@@ -272,6 +273,7 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 			continue
 		}
 		d := NewDecoder(f, errs, opts.LookupEnv)
+		d.setSource(data)
 		root = resolve(root)
 		if root.Kind == yaml.MappingNode && len(root.Content) == 2 && root.Content[0].Value == "policies" {
 			cfg.Policies = append(cfg.Policies, decodePolicies(d, root.Content[1], "policies", cfg.Defaults)...)

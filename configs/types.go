@@ -130,6 +130,11 @@ type Expr struct {
 	// Inline is true when Src sits on one line at Pos (plain or quoted scalar), so a column
 	// inside the expression maps to a file column.
 	Inline bool
+
+	// at holds the file position of each rune of Src, whole whether it covers all of Src
+	// (see PosAt).
+	at    []Pos
+	whole bool
 }
 
 // IsSet reports whether an expression was given.
@@ -142,6 +147,7 @@ func (e *Expr) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		return
 	}
 	e.Src, e.Pos = s, d.Pos(n)
+	e.at, e.whole = d.mapRunes(n, s)
 	switch n.Style {
 	case 0, yaml.TaggedStyle:
 		e.Inline = !strings.Contains(s, "\n")

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/expr-lang/expr"
@@ -44,9 +45,13 @@ type segment struct {
 // per query, the longest window a window function looks back over.
 func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*program, map[string]time.Duration, configs.Errors) {
 	var errs configs.Errors
+	if !e.IsSet() {
+		errs.Add(e.Pos, path, "is empty; write an expression, e.g. %s", exampleExpr(queries, asBool))
+		return nil, nil, errs
+	}
 	src, shifts := rewriteDurations(e.Src)
 	env := checkEnv(queries)
-	pt := &patcher{queries: map[string]bool{}, windows: map[string]time.Duration{}}
+	pt := &patcher{queries: map[string]bool{}, order: queries, windows: map[string]time.Duration{}}
 	for _, q := range queries {
 		pt.queries[q] = true
 	}
@@ -59,39 +64,88 @@ func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*p
 	prog, err := expr.Compile(src, opts...)
 	if len(pt.errs) > 0 {
 		for _, pe := range pt.errs {
-			errs.Add(exprPos(e, pe.line, unshift(pe.col, shifts)), path, "%s", pe.msg)
+			errs.Add(e.PosAt(unshift(pe.from, shifts)), path, "%s", pe.msg)
 		}
 		return nil, nil, errs
 	}
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			errs.Add(exprPos(e, fe.Line, unshift(fe.Column, shifts)), path, "%s", cleanExprMsg(fe.Message))
+			from := unshift(fe.From, shifts)
+			msg, at := explainExprErr(fe.Message, e.Src, from, queries, asBool)
+			errs.Add(e.PosAt(at), path, "%s", msg)
 		} else {
-			errs.Add(e.Pos, path, "%v", err)
+			msg, _ := explainExprErr(err.Error(), e.Src, 0, queries, asBool)
+			errs.Add(e.Pos, path, "%s", msg)
 		}
 		return nil, nil, errs
 	}
 	return &program{prog: prog, segments: splitSegments(e.Src, queries)}, pt.windows, nil
 }
 
-// exprPos maps a (1-based line, 0-based column) inside the expression to the file.
-func exprPos(e configs.Expr, line, col int) configs.Pos {
-	if !e.Inline || line != 1 {
-		return e.Pos
-	}
-	p := e.Pos
-	p.Col += col
-	return p
-}
+// funcNames are the functions SPEC §2.3 promises, in the order the docs list them.
+var funcNames = []string{"ceil", "floor", "round", "min", "max", "abs", "avg_over", "max_over", "min_over", "rate"}
 
-func cleanExprMsg(m string) string {
+// explainExprErr rewrites expr's message for an operator: names they wrote (min, not
+// __min), what they may write instead, and how to fix a wrong result type. from is the
+// rune offset of the error in src; it returns the message and the offset to point at.
+func explainExprErr(m, src string, from int, queries []string, asBool bool) (string, int) {
 	m = strings.ReplaceAll(m, varMin, "min")
 	m = strings.ReplaceAll(m, varMax, "max")
+	runes := []rune(src)
 	if name, ok := strings.CutPrefix(m, "unknown name "); ok {
-		return fmt.Sprintf("unknown name %s: not a query of this policy, nor current, min or max", strings.TrimSpace(name))
+		name = strings.TrimSpace(name)
+		rest := ""
+		if end := from + len([]rune(name)); end <= len(runes) {
+			rest = strings.TrimSpace(string(runes[end:]))
+		}
+		switch {
+		case name == "now" || name == "date":
+			return fmt.Sprintf("%s is not available: a decision depends on the queries, not on the clock (for time-of-day rules use schedule:)", name), from
+		case strings.HasPrefix(rest, "("):
+			return fmt.Sprintf("unknown function %s%s; the functions are %s", name, configs.DidYouMean(name, funcNames), strings.Join(funcNames, ", ")), from
+		case len(queries) == 0:
+			return fmt.Sprintf("unknown name %s: this policy has no queries; the expression can use current, min and max", name), from
+		}
+		return fmt.Sprintf("unknown name %s%s: the expression can use this policy's queries (%s), current, min and max",
+			name, configs.DidYouMean(name, append(append([]string(nil), queries...), varCurrent)), strings.Join(queries, ", ")), from
 	}
-	return m
+	if lit, ok := strings.CutPrefix(m, "bad number syntax: "); ok {
+		lit = strings.Trim(lit, `"`)
+		// expr points at the offending character; point at the literal instead.
+		if i := strings.LastIndex(string(runes[:min(from+1, len(runes))]), lit); i >= 0 {
+			from = len([]rune(src[:i]))
+		}
+		return fmt.Sprintf("%q is not a number (a window is written with a unit: 30s, 5m, 1h or 1d)", lit), from
+	}
+	if got, ok := strings.CutPrefix(m, "expected float64, but got "); ok {
+		if got == "bool" {
+			return "yields true or false, not a replica count; to choose between counts write cond ? a : b, e.g. queued > 100 ? current + 2 : current", from
+		}
+		return fmt.Sprintf("yields a %s, not a replica count (a number)", got), from
+	}
+	if got, ok := strings.CutPrefix(m, "expected bool, but got "); ok {
+		if strings.HasPrefix(got, "float") || strings.HasPrefix(got, "int") {
+			got = "number"
+		}
+		return fmt.Sprintf("yields a %s, not true or false; activation is a condition, e.g. %s", got, exampleExpr(queries, true)), from
+	}
+	if m == "unexpected token EOF" {
+		return "the expression ends too early: a parenthesis is not closed, or an operand is missing", from
+	}
+	return m, from
+}
+
+// exampleExpr is an expression over the policy's own first query, for hints.
+func exampleExpr(queries []string, asBool bool) string {
+	q := "queued"
+	if len(queries) > 0 {
+		q = queries[0]
+	}
+	if asBool {
+		return q + " > 0"
+	}
+	return "ceil(" + q + " / 100)"
 }
 
 // checkEnv is the scope used for type checking; runtime scopes have the same keys.
@@ -113,14 +167,15 @@ type windowFn = func(query string, seconds float64) (float64, error)
 var windowStub windowFn = func(string, float64) (float64, error) { return 0, nil }
 
 type patchErr struct {
-	line, col int
-	msg       string
+	from int // rune offset in the rewritten source
+	msg  string
 }
 
 // patcher renames the min/max variables and turns window-function calls
 // `avg_over(queued, 5m)` into `avg_over("queued", 300)`.
 type patcher struct {
 	queries map[string]bool
+	order   []string // the queries in file order, for messages
 	windows map[string]time.Duration
 	callees map[ast.Node]bool
 	errs    []patchErr
@@ -145,8 +200,23 @@ func (p *patcher) Visit(node *ast.Node) {
 }
 
 func (p *patcher) fail(n ast.Node, format string, args ...any) {
-	loc := n.Location()
-	p.errs = append(p.errs, patchErr{line: 1, col: loc.From, msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, patchErr{from: leftmost(n), msg: fmt.Sprintf(format, args...)})
+}
+
+// leftmost is where the text of n starts: expr places a binary node at its operator,
+// but `avg_over(queued / 100, 5m)` should point at queued.
+func leftmost(n ast.Node) int {
+	v := &leftmostVisitor{from: n.Location().From}
+	ast.Walk(&n, v)
+	return v.from
+}
+
+type leftmostVisitor struct{ from int }
+
+func (v *leftmostVisitor) Visit(n *ast.Node) {
+	if loc := (*n).Location(); loc.From >= 0 && loc.From < v.from {
+		v.from = loc.From
+	}
 }
 
 func (p *patcher) patchWindowCall(fn string, n *ast.CallNode) {
@@ -156,7 +226,12 @@ func (p *patcher) patchWindowCall(fn string, n *ast.CallNode) {
 	}
 	q, ok := n.Arguments[0].(*ast.IdentifierNode)
 	if !ok || !p.queries[q.Value] {
-		p.fail(n.Arguments[0], "the first argument of %s must be the name of one of this policy's queries", fn)
+		if s, isStr := n.Arguments[0].(*ast.StringNode); isStr && p.queries[s.Value] {
+			p.fail(n.Arguments[0], "write the query's name without quotes: %s(%s, ...)", fn, s.Value)
+			return
+		}
+		p.fail(n.Arguments[0], "the first argument of %s must be the name of one of this policy's queries (%s); do arithmetic outside the call, e.g. %s(%s, 5m) / 100",
+			fn, strings.Join(p.order, ", "), fn, p.queryIn(n.Arguments[0]))
 		return
 	}
 	var window time.Duration
@@ -168,6 +243,9 @@ func (p *patcher) patchWindowCall(fn string, n *ast.CallNode) {
 			return
 		}
 		window = d
+	case *ast.IntegerNode, *ast.FloatNode:
+		p.fail(n.Arguments[1], "the window of %s needs a unit: write e.g. 30s, 5m or 1h, not a bare number", fn)
+		return
 	default:
 		p.fail(n.Arguments[1], "the second argument of %s must be a duration such as 30s, 5m or 1h", fn)
 		return
@@ -188,6 +266,31 @@ func (p *patcher) patchWindowCall(fn string, n *ast.CallNode) {
 	secs := &ast.FloatNode{Value: window.Seconds()}
 	secs.SetLocation(n.Arguments[1].Location())
 	n.Arguments[0], n.Arguments[1] = name, secs
+}
+
+// queryIn names a query for an example: the first one used inside n, else the policy's
+// first query.
+func (p *patcher) queryIn(n ast.Node) string {
+	v := &queryFinder{queries: p.queries}
+	ast.Walk(&n, v)
+	switch {
+	case v.found != "":
+		return v.found
+	case len(p.order) > 0:
+		return p.order[0]
+	}
+	return "queued"
+}
+
+type queryFinder struct {
+	queries map[string]bool
+	found   string
+}
+
+func (v *queryFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && v.found == "" && v.queries[id.Value] {
+		v.found = id.Value
+	}
 }
 
 // maxWindow bounds the sample history a window function may ask for.
@@ -245,10 +348,11 @@ func rewriteDurations(src string) (string, []int) {
 			}
 			unit := src[j:k]
 			if (unit == "ms" || unit == "s" || unit == "m" || unit == "h" || unit == "d") && (k == len(src) || !isIdent(src[k])) {
-				shifts = append(shifts, b.Len())
+				// expr reports positions in runes, so shifts are counted in runes too.
+				shifts = append(shifts, utf8.RuneCountInString(b.String()))
 				b.WriteByte('"')
 				b.WriteString(src[i:k])
-				shifts = append(shifts, b.Len())
+				shifts = append(shifts, utf8.RuneCountInString(b.String()))
 				b.WriteByte('"')
 				i = k - 1
 				continue
@@ -262,8 +366,8 @@ func rewriteDurations(src string) (string, []int) {
 	return b.String(), shifts
 }
 
-// unshift maps a column in the rewritten source back to the original: shifts holds the
-// rewritten positions of the inserted quote characters.
+// unshift maps a rune offset in the rewritten source back to the original: shifts holds
+// the rewritten positions of the inserted quote characters.
 func unshift(col int, shifts []int) int {
 	orig := col
 	for _, at := range shifts {
