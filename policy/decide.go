@@ -206,7 +206,8 @@ func (p *Policy) scaleUp(st *State, why *chain, cur, desired int, now time.Time,
 	target := desired
 	if p.StabilizationUp > 0 && !bypass {
 		if !st.recsCover(now, p.StabilizationUp) {
-			why.addf("stabilization.up: demand seen for %s of %s → hold", fmtDur(st.recsSince(now)), fmtDur(p.StabilizationUp))
+			above := st.recsFor(now, func(v int) bool { return v > cur })
+			why.addf("stabilization.up: demand seen for %s of %s → hold", fmtDur(above), fmtDur(p.StabilizationUp))
 			return cur
 		}
 		lo, _ := st.recsRange(now, p.StabilizationUp)
@@ -241,7 +242,8 @@ func (p *Policy) scaleDown(st *State, why *chain, cur int, now time.Time) int {
 	target := 0
 	if w := p.CooldownDown; w > 0 {
 		if !st.recsCover(now, w) {
-			why.addf("cooldown.down: below %d for %s of %s → hold", cur, fmtDur(st.recsSince(now)), fmtDur(w))
+			below := st.recsFor(now, func(v int) bool { return v < cur })
+			why.addf("cooldown.down: below %d for %s of %s → hold", cur, fmtDur(below), fmtDur(w))
 			return cur
 		}
 		_, hi := st.recsRange(now, w)

@@ -73,12 +73,14 @@ func (s *State) recsCover(now time.Time, window time.Duration) bool {
 	return len(s.Recs) > 0 && !s.Recs[0].T.After(now.Add(-window))
 }
 
-// recsSince returns the covered span of history in the window, for reasons.
-func (s *State) recsSince(now time.Time) time.Duration {
-	if len(s.Recs) == 0 {
-		return 0
+// recsFor returns how long, back from now, every desired count on record satisfied ok,
+// for reasons ("below 10 for 2m of 5m").
+func (s *State) recsFor(now time.Time, ok func(int) bool) time.Duration {
+	since := now
+	for i := len(s.Recs) - 1; i >= 0 && ok(s.Recs[i].V); i-- {
+		since = s.Recs[i].T
 	}
-	return now.Sub(s.Recs[0].T)
+	return now.Sub(since)
 }
 
 // recsRange returns the lowest and highest desired count in (now-window, now].
