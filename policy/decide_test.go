@@ -281,7 +281,7 @@ func TestSchedules(t *testing.T) {
     max: 4
 `, start: 10, steps: seq(
 			step{at: -sec(10), vals: v(1000), want: 10},
-			step{at: 0, vals: v(1000), want: 10, why: `queued=1000 → schedule "@daily" active → ceil(1000 / 100)=10 → clamp[1,4]=4 → cooldown.down: below 10 for 10s of 5m → hold`},
+			step{at: 0, vals: v(1000), want: 10, why: `queued=1000 → schedule "@daily" active → ceil(1000 / 100)=10 → clamp[1,4]=4 → cooldown.down: below 10 for 0s of 5m → hold`},
 			ticks(sec(10), sec(290), every, 10, 1000),
 			step{at: sec(300), vals: v(1000), want: 4, why: "scale 10→4"},
 		)},
@@ -404,7 +404,7 @@ func TestOnErrorFallback(t *testing.T) {
 		}},
 		{name: "down to N through cooldown.down", body: body, start: 10, steps: seq(
 			ticks(0, sec(10), every, 10, fail),
-			step{at: sec(20), vals: v(fail), want: 10, why: "fallback 6 → cooldown.down: below 10 for 20s of 5m → hold"},
+			step{at: sec(20), vals: v(fail), want: 10, why: "fallback 6 → cooldown.down: below 10 for 0s of 5m → hold"},
 			ticks(sec(30), sec(310), every, 10, fail),
 			step{at: sec(320), vals: v(fail), want: 6, why: "cooldown.down ok: highest in 5m=6 → scale 10→6"},
 		)},

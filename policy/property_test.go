@@ -125,11 +125,15 @@ func genPolicy(rng *rand.Rand) randPolicy {
 			fmt.Fprintf(&b, "  - { cron: %q, duration: %s, timezone: %s", cron, dur, pick(rng, "UTC", "Europe/Berlin", "Asia/Kolkata"))
 			hi := rp.max
 			setMax := rng.IntN(2) == 0
+			setMin := !setMax || rng.IntN(3) > 0
 			if setMax {
 				hi = 1 + rng.IntN(rp.max+10)
+				if !setMin {
+					hi = max(hi, rp.min) // a lone max under the policy's min is a config error
+				}
 				fmt.Fprintf(&b, ", max: %d", hi)
 			}
-			if !setMax || rng.IntN(3) > 0 {
+			if setMin {
 				fmt.Fprintf(&b, ", min: %d", rng.IntN(hi+1))
 			}
 			b.WriteString(" }\n")
