@@ -55,7 +55,9 @@ type EventsClient interface {
 // it reconnects with capped backoff and calls changed once it is back, because events were
 // missed meanwhile. It returns only when ctx ends.
 func Watch(ctx context.Context, c EventsClient, filters client.Filters, changed func(), log *slog.Logger) error {
-	const minBackoff, maxBackoff = 500 * time.Millisecond, 30 * time.Second
+	// A small cap: a reconnect attempt is one cheap request, and after an engine restart
+	// the outside changes should be seen within seconds.
+	const minBackoff, maxBackoff = 500 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	missed := false
 	for {

@@ -34,7 +34,7 @@ func TestConfig(t *testing.T) {
 		}},
 		{name: "service missing", body: "        project: shop\n", wantErr: `a.yaml:7:9: policies[0].target.compose: missing required key "service"`},
 		{name: "empty project", body: "        project: \"\"\n        service: worker\n", wantErr: "policies[0].target.compose.project: must not be empty"},
-		{name: "negative stop_timeout", body: "        project: shop\n        service: worker\n        stop_timeout: -1s\n", wantErr: "policies[0].target.compose.stop_timeout: must not be negative"},
+		{name: "negative stop_timeout", body: "        project: shop\n        service: worker\n        stop_timeout: -1s\n", wantErr: "policies[0].target.compose.stop_timeout: \"-1s\": a duration must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := configs.Parse("a.yaml", []byte(head+tc.body), configs.Options{})

@@ -339,18 +339,22 @@ func TestComposeEngineRestart(t *testing.T) {
 	tg := newTarget(t, project, "worker")
 	tg.parallel = 2 // slower, so the restart lands in the middle
 
-	midway := make(chan struct{})
-	var once sync.Once
-	var started int
+	// The third clone to start waits until the engine is down, so the restart lands in
+	// the middle of the scale-up: some clones started, some created, some not yet.
+	midway, engineDown := make(chan struct{}, 1), make(chan struct{})
 	var mu sync.Mutex
+	started := 0
 	tg.beforeStart = func(string) {
 		mu.Lock()
 		started++
 		n := started
 		mu.Unlock()
 		if n == 3 {
-			once.Do(func() { close(midway) })
-			time.Sleep(300 * time.Millisecond)
+			midway <- struct{}{}
+			select {
+			case <-engineDown:
+			case <-time.After(time.Minute):
+			}
 		}
 	}
 	changed := watch(t, tg)
@@ -364,8 +368,9 @@ func TestComposeEngineRestart(t *testing.T) {
 		t.Fatal("scale-up made no progress")
 	}
 	testenv.RestartDocker(t, func() {
+		close(engineDown)
 		if err := <-done; err == nil {
-			t.Log("Scale finished before the engine went down")
+			t.Error("Scale succeeded although the engine went down in its middle")
 		} else {
 			t.Logf("Scale during the restart failed as expected: %v", err)
 		}
@@ -448,7 +453,7 @@ func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-changed:
-	case <-time.After(15 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatalf("no change reported after %s", what)
 	}
 }
