@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/policy"
+	httpsrc "github.com/autoscalerd/autoscalerd/sources/http"
+	"github.com/autoscalerd/autoscalerd/targets/nomad"
 
 	// Every kind an operator can write, so each kind's own checks are in the corpus.
 	// compose, swarm and docker_stats are listed on their own while sources/all and
@@ -111,6 +114,118 @@ func TestGoodConfigs(t *testing.T) {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
 			if err := validate(t, f); err != nil {
 				t.Fatalf("%s:\n%v", f, err)
+			}
+		})
+	}
+}
+
+// TestFullConfig checks what testdata/good/full.yaml means, not only that it loads:
+// inheritance from defaults, ${VAR:-default}, a secret file, policy_dir order, schedules.
+func TestFullConfig(t *testing.T) {
+	cfg, err := configs.Load("testdata/good/full.yaml", configs.Options{LookupEnv: lookupTestEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.APIToken.Value(); got != "s3cret-from-file" {
+		t.Errorf("api_token from secrets/api-token (relative to the file) = %q", got)
+	}
+	if cfg.StateDir != "/var/lib/autoscalerd" || cfg.Log.Level != "debug" {
+		t.Errorf("${VAR:-default}: state_dir %q, log.level %q; want the defaults", cfg.StateDir, cfg.Log.Level)
+	}
+	var names []string
+	byName := map[string]*configs.Policy{}
+	for _, p := range cfg.Policies {
+		names = append(names, p.Name+"/"+p.Target.Kind)
+		byName[p.Name] = p
+	}
+	want := "orders/compose mailer/nomad reports/process invoices/swarm refunds/swarm"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("policies = %s, want %s (main file first, then policy_dir in name order)", got, want)
+	}
+
+	orders, mailer := byName["orders"], byName["mailer"]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"orders.interval (from defaults)", orders.Interval.D(), 10 * time.Second},
+		{"orders.cooldown.up (from defaults)", orders.Cooldown.Up.D(), time.Minute},
+		{"orders.step.up (from defaults)", orders.Step.Up.String(), "100%"},
+		{"orders.on_error (from defaults)", orders.OnError.String(), "replicas: 2"},
+		{"orders.queries.queued.timeout (defaults.timeout)", orders.Queries[0].Timeout.D(), 3 * time.Second},
+		{"orders.queries.cpu.timeout (its own)", orders.Queries[1].Timeout.D(), 8 * time.Second},
+		{"orders.queries.queued.http.url (${QUEUE_URL:-...})", orders.Queries[0].Config.(*httpsrc.Config).URL, "http://queue.internal:8080/stats"},
+		{"orders.queries.queued.http.bearer_token", orders.Queries[0].Config.(*httpsrc.Config).BearerToken.Value(), "s3cret-token"},
+		{"mailer.interval (its own)", mailer.Interval.D(), 30 * time.Second},
+		{"mailer.cooldown.up (defaults; only down is overridden)", mailer.Cooldown.Up.D(), time.Minute},
+		{"mailer.cooldown.down (its own)", mailer.Cooldown.Down.D(), 2 * time.Minute},
+		{"mailer.on_error (its own: hold)", mailer.OnError.String(), "hold"},
+		{"mailer.target.nomad.namespace", mailer.Target.Config.(*nomad.Config).Namespace, "default"},
+		{"mailer.schedule[0].timezone", mailer.Schedule[0].Location.String(), "Europe/Berlin"},
+		{"reports.interval (policy_dir file, from defaults)", byName["reports"].Interval.D(), 10 * time.Second},
+		{"refunds.min (policy_dir list)", byName["refunds"].Min, 0},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+
+	// "0 30 7 * * MON-FRI" has a seconds field: 07:30:00 Berlin time on weekdays.
+	berlin := mailer.Schedule[0].Location
+	monday := time.Date(2026, 11, 23, 0, 0, 0, 0, berlin)
+	if got, want := mailer.Schedule[0].Spec.Next(monday), time.Date(2026, 11, 23, 7, 30, 0, 0, berlin); !got.Equal(want) {
+		t.Errorf("schedule[0] next after %s = %s, want %s", monday, got, want)
+	}
+	if !mailer.Schedule[0].ActiveAt(time.Date(2026, 11, 23, 17, 29, 0, 0, berlin)) || mailer.Schedule[0].ActiveAt(time.Date(2026, 11, 23, 17, 31, 0, 0, berlin)) {
+		t.Error("schedule[0] should be active for 10h from 07:30 Berlin time")
+	}
+	// @daily is midnight UTC when no time zone is given (Next works in its argument's zone):
+	// Monday 00:00 in Berlin is Sunday 23:00 UTC, an hour before.
+	if got, want := mailer.Schedule[1].Spec.Next(monday.In(mailer.Schedule[1].Location)), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("schedule[1] (@daily) next after %s = %s, want %s", monday, got, want)
+	}
+
+	ps, err := policy.Compile(cfg)
+	if err != nil || len(ps) != len(cfg.Policies) {
+		t.Fatalf("compile: %d policies, %v", len(ps), err)
+	}
+}
+
+// TestOverridePositions: a daemon setting given by flag or environment is reported as
+// coming from there, not from a line of the file that says something else.
+func TestOverridePositions(t *testing.T) {
+	cases := []struct {
+		name     string
+		file     string
+		override map[string]string
+		want     string
+	}{
+		{"listen from the environment", "listen: 127.0.0.1:9090\n", map[string]string{"listen": "0.0.0.0:9090"},
+			`(flags or environment): listen: "0.0.0.0:9090" is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload`},
+		{"token from the environment makes a public listen valid", "listen: 0.0.0.0:9090\n", map[string]string{"api_token": "t0ken"}, ""},
+		{"listen in the file", "log: { level: info }\nlisten: 0.0.0.0:9090\n", nil,
+			`test.yaml:2:9: listen: "0.0.0.0:9090" is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload`},
+		{"scale_concurrency from a flag", "scale_concurrency: 2\n", map[string]string{"scale_concurrency": "0"},
+			"(flags or environment): scale_concurrency: must be at least 1"},
+		{"log level from a flag", "", map[string]string{"log.level": "loud"},
+			`(flags or environment): log.level: "loud" is not a log level (use debug, info, warn or error)`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := configs.Parse("test.yaml", []byte(c.file), configs.Options{
+				LookupEnv: lookupTestEnv,
+				Override: func(k string) (string, bool) {
+					v, ok := c.override[k]
+					return v, ok
+				},
+			})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != c.want {
+				t.Errorf("got  %s\nwant %s", got, c.want)
 			}
 		})
 	}
