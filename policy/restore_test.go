@@ -149,3 +149,57 @@ func TestSaveIsAtomic(t *testing.T) {
 		t.Errorf("state_dir holds %v, want only p.json", names)
 	}
 }
+
+// TestRestartAdoptsOutsideChange: the target was changed while the daemon was down. The
+// restored state expects the old count, so the first tick adopts the new one and holds.
+func TestRestartAdoptsOutsideChange(t *testing.T) {
+	p := compile(t, base, "queued")
+	r := &rig{t: t, p: p, cur: 2}
+	r.play([]step{{at: 0, vals: v(400), want: 4, why: "scale 2→4"}})
+	r = restart(t, r)
+	r.cur = 9 // someone ran `docker compose up --scale worker=9` meanwhile
+	r.play(seq(
+		step{at: sec(40), vals: v(400), want: 9, why: "observed 9 replicas, expected 4: adopting the change made outside autoscalerd"},
+		// The adopted scale-up counts as one: no scale-down within cooldown.down of it.
+		ticks(sec(50), sec(330), 10*time.Second, 9, 400),
+		step{at: sec(340), vals: v(400), want: 4, why: "scale 9→4"},
+	))
+}
+
+// TestDecideIsDeterministic replays the same trace twice from an empty state: Decide reads
+// no clock and keeps nothing outside the state, so both runs agree tick by tick.
+func TestDecideIsDeterministic(t *testing.T) {
+	body := `
+min: 0
+max: 30
+interval: 10s
+replicas: max(ceil((queued ?? 0) / 100), ceil(avg_over(cpu, 2m) / 20))
+activation: (queued ?? 0) > 0
+cooldown: { up: 30s, down: 2m }
+stabilization: { up: 20s }
+step: { up: "50%", down: 3 }
+schedule:
+  - { cron: "*/15 * * * *", duration: 5m, timezone: Europe/Berlin, min: 2 }
+`
+	run := func() []policy.Decision {
+		r := &rig{t: t, p: compile(t, body, "queued", "cpu")}
+		var out []policy.Decision
+		for i := range 600 {
+			q := float64((i * 7919) % 3000)
+			if i%13 == 0 {
+				q = fail
+			}
+			if i%97 < 20 {
+				q = 0
+			}
+			out = append(out, r.at(sec(10*i), q, float64(20+(i*31)%70)))
+		}
+		return out
+	}
+	a, b := run(), run()
+	for i := range a {
+		if a[i].To != b[i].To || a[i].Reason != b[i].Reason {
+			t.Fatalf("tick %d: %d (%s) vs %d (%s)", i, a[i].To, a[i].Reason, b[i].To, b[i].Reason)
+		}
+	}
+}
