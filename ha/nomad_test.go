@@ -359,3 +359,34 @@ func TestRenewalFails(t *testing.T) {
 		t.Errorf("the standby led at %s, before the old leader stepped down at %s", ledAt, lostAt)
 	}
 }
+
+// TestStandbyWaits: a standby waits on a blocking query instead of polling the lock. Each
+// acquire attempt is a Raft write on the Nomad servers, and a system job has a standby on
+// every node; renewals are not Raft writes. (Not parallel: it counts the agent's writes.)
+func TestStandbyWaits(t *testing.T) {
+	a := testenv.SharedNomad(t)
+	admin, err := a.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := func() uint64 {
+		self, err := admin.Agent().Self()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		fmt.Sscan(self.Stats["raft"]["applied_index"], &n)
+		return n
+	}
+	path := lockPath(t)
+	x := start(t, "x", a.Addr, path)
+	within(t, x.led, 20*time.Second, "leads")
+	start(t, "y", a.Addr, path)
+	start(t, "z", a.Addr, path)
+	time.Sleep(time.Second)
+	before := applied()
+	time.Sleep(ttl / 2)
+	if writes := applied() - before; writes > 2 {
+		t.Errorf("%d Raft writes in %s with a leader and two standbys; the standbys poll", writes, ttl/2)
+	}
+}
