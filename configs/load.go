@@ -275,12 +275,33 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 		d := NewDecoder(f, errs, opts.LookupEnv)
 		d.setSource(data)
 		root = resolve(root)
-		if root.Kind == yaml.MappingNode && len(root.Content) == 2 && root.Content[0].Value == "policies" {
-			cfg.Policies = append(cfg.Policies, decodePolicies(d, root.Content[1], "policies", cfg.Defaults)...)
+		if root == nil || isNull(root) {
+			continue // a file with nothing in it, like an empty main file
+		}
+		if list := policiesKey(root); list >= 0 {
+			for i := 0; i+1 < len(root.Content); i += 2 {
+				if k := resolve(root.Content[i]); i != list {
+					d.Errorf(k, "", "unknown key %q next to policies: (a policy_dir file holds one policy, or only policies: [...]; defaults and daemon settings belong in the main file)", k.Value)
+				}
+			}
+			cfg.Policies = append(cfg.Policies, decodePolicies(d, root.Content[list+1], "policies", cfg.Defaults)...)
 			continue
 		}
 		cfg.Policies = append(cfg.Policies, decodePolicy(d, root, "", cfg.Defaults))
 	}
+}
+
+// policiesKey returns the index of the `policies` key in a mapping node, or -1.
+func policiesKey(n *yaml.Node) int {
+	if n.Kind != yaml.MappingNode {
+		return -1
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if resolve(n.Content[i]).Value == "policies" {
+			return i
+		}
+	}
+	return -1
 }
 
 // overridePos is where a setting given by flag or environment comes from.
