@@ -124,11 +124,13 @@ func (t *target) group(ctx context.Context) (api.TaskGroupScaleStatus, error) {
 		return api.TaskGroupScaleStatus{}, fmt.Errorf("nomad: %s: group %w (the job has %s)", t.name, ErrNotFound, groupList(st.TaskGroups))
 	}
 	if st.JobStopped {
-		// Scaling a stopped job only rewrites its count; nothing would run.
-		return api.TaskGroupScaleStatus{}, fmt.Errorf("nomad: %s: the job is stopped; start it (nomad job start) or pause the policy", t.name)
+		return g, errStopped
 	}
 	return g, nil
 }
+
+// errStopped is returned by group with the status of a stopped job's group.
+var errStopped = errors.New("stopped")
 
 func groupList(groups map[string]api.TaskGroupScaleStatus) string {
 	if len(groups) == 0 {
@@ -146,6 +148,10 @@ func groupList(groups map[string]api.TaskGroupScaleStatus) string {
 // its allocations are running.
 func (t *target) Status(ctx context.Context) (targets.Status, error) {
 	g, err := t.group(ctx)
+	if errors.Is(err, errStopped) {
+		// Scaling a stopped job only rewrites its count; nothing would run.
+		return targets.Status{}, fmt.Errorf("nomad: %s: the job is stopped; start it (nomad job start) or pause the policy", t.name)
+	}
 	if err != nil {
 		return targets.Status{}, err
 	}
@@ -227,7 +233,8 @@ func (t *target) Watch(ctx context.Context, changed func()) error {
 // record an error or carry no count (messages only) are not actions.
 func (t *target) LastScaled(ctx context.Context) (targets.Scaling, bool, error) {
 	g, err := t.group(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, errStopped) {
+		// A stopped job's events still count: they date its last action.
 		return targets.Scaling{}, false, err
 	}
 	var last *api.ScalingEvent

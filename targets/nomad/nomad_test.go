@@ -359,3 +359,26 @@ func TestWatch(t *testing.T) {
 		t.Fatal("an outside scale was not noticed")
 	}
 }
+
+// TestStoppedJob: a stopped job is not scaled (that would only rewrite its count), but its
+// scaling events still date the last action.
+func TestStoppedJob(t *testing.T) {
+	a, c := agent(t)
+	job := sleepJob(t, 1, nil)
+	register(t, c, job)
+	tgt := targetFor(t, a, job)
+	if err := tgt.Scale(context.Background(), 2, targets.Reason{Policy: "web", Message: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Jobs().Deregister(*job.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tgt.Status(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "the job is stopped") {
+		t.Errorf("Status of a stopped job: %v", err)
+	}
+	last, ok, err := tgt.(targets.Historian).LastScaled(context.Background())
+	if err != nil || !ok || last.To != 2 {
+		t.Errorf("LastScaled of a stopped job: %+v, %v, %v", last, ok, err)
+	}
+}
