@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,57 +71,9 @@ func StopSharedNomad() {
 	}
 }
 
-// nomadBinary finds the nomad binary: $NOMAD_BIN, PATH, then the cache that
-// scripts/build-nomad.sh fills. Under CI it runs the script (which builds once, under a
-// file lock so parallel test packages do not build twice); elsewhere a binary that is not
-// built yet skips the test rather than spending many minutes compiling inside it.
-func nomadBinary() (string, error) {
-	if p := os.Getenv("NOMAD_BIN"); p != "" {
-		return p, nil
-	}
-	if p, err := exec.LookPath("nomad"); err == nil {
-		return p, nil
-	}
-	cache := os.Getenv("AUTOSCALERD_TOOLS_DIR")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(home, ".cache", "autoscalerd-tools")
-	}
-	if !InCI() {
-		found, _ := filepath.Glob(filepath.Join(cache, "nomad-*", "nomad"))
-		if len(found) == 0 {
-			return "", fmt.Errorf("no nomad binary in %s", cache)
-		}
-		return found[len(found)-1], nil
-	}
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(cache, ".build-nomad.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	script := filepath.Join(root, "scripts", "build-nomad.sh")
-	var stderr bytes.Buffer
-	cmd := exec.Command("bash", script)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%s: %v: %s", script, err, lastLine(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+// nomadBinary finds the nomad binary: $NOMAD_BIN, PATH, then the tools cache that
+// scripts/build-nomad.sh fills (see toolBinary).
+func nomadBinary() (string, error) { return toolBinary("nomad", "NOMAD_BIN", "build-nomad.sh") }
 
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
