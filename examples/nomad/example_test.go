@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/exampletest"
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
 	_ "github.com/autoscalerd/autoscalerd/sources/prometheus"
 	"github.com/autoscalerd/autoscalerd/targets/nomad"
@@ -37,6 +38,11 @@ func loadConfig(t *testing.T) *configs.Config {
 }
 
 func TestConfigLoads(t *testing.T) {
+	ps := exampletest.Load(t, "autoscalerd.yaml", env)
+	// 100 ready messages per replica, as the README says.
+	if got, why := exampletest.Desired(ps[0], 1, 350); got != 4 {
+		t.Errorf("350 queued from 1 replica: desired %d (%s), want 4", got, why)
+	}
 	cfg := loadConfig(t)
 	if cfg.HA.Nomad == nil || cfg.HA.Nomad.LockPath != "autoscalerd/leader" {
 		t.Errorf("ha.nomad = %+v, want the lock the ACL policy grants", cfg.HA.Nomad)

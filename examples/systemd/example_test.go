@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/exampletest"
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
 	_ "github.com/autoscalerd/autoscalerd/sources/postgres"
 	_ "github.com/autoscalerd/autoscalerd/targets/process"
@@ -18,6 +19,11 @@ import (
 
 func TestConfigLoads(t *testing.T) {
 	env := readEnvFile(t, "env.example")
+	ps := exampletest.Load(t, "autoscalerd.yaml", env)
+	// 50 queued rows per worker.
+	if got, why := exampletest.Desired(ps[0], 1, 120); got != 3 {
+		t.Errorf("120 queued from 1 worker: desired %d (%s), want 3", got, why)
+	}
 	cfg, err := configs.Load("autoscalerd.yaml", configs.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatalf("autoscalerd.yaml with env.example:\n%v", err)
