@@ -392,10 +392,25 @@ func (s *Schedule) CheckConfig(c *Check) {
 // ActiveAt reports whether the schedule's window covers t: some cron activation happened
 // in (t - duration, t].
 func (s *Schedule) ActiveAt(t time.Time) bool {
+	active, _ := s.ActiveUntil(t)
+	return active
+}
+
+// ActiveUntil is ActiveAt, plus the time until which the answer holds at least, so a
+// caller that asks every few seconds can skip the cron in between.
+func (s *Schedule) ActiveUntil(t time.Time) (active bool, until time.Time) {
 	if s.Spec == nil {
-		return false
+		return false, t
 	}
 	start := t.Add(-s.Duration.D()).In(s.Location)
-	next := s.Spec.Next(start)
-	return !next.IsZero() && !next.After(t)
+	next := s.Spec.Next(start) // the first activation after t - duration
+	switch {
+	case next.IsZero():
+		// None within the cron library's horizon of five years: inactive for a day at least.
+		return false, t.Add(24 * time.Hour)
+	case next.After(t):
+		return false, next
+	}
+	// Active while t' - duration < next, i.e. until next + duration.
+	return true, next.Add(s.Duration.D())
 }
