@@ -82,10 +82,10 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		}
 	}
 
-	lo, hi := p.bounds(now, &why)
+	env := st.evalEnv(p, now)
+	lo, hi := p.bounds(now, &why, env.spans)
 	d.Min, d.Max = lo, hi
 
-	env := st.evalEnv(p, now)
 	desired := -1
 	raw, err := env.replicas(p, in, cur, lo, hi)
 	if err == nil {
@@ -265,12 +265,19 @@ func (p *Policy) scaleDown(st *State, why *chain, cur int, now time.Time) int {
 
 // bounds returns min and max at now, raised or changed by active schedules. Several active
 // schedules: the highest floor and the highest ceiling win (more capacity is the safe side).
-func (p *Policy) bounds(now time.Time, why *chain) (lo, hi int) {
+// spans[i] remembers schedule i's answer while it is known to hold: the cron is the most
+// expensive part of a tick, and its answer changes twice per window.
+func (p *Policy) bounds(now time.Time, why *chain, spans []span) (lo, hi int) {
 	lo, hi = p.Min, p.Max
 	schedMax := -1
 	for i := range p.Schedules {
 		s := &p.Schedules[i]
-		if !s.ActiveAt(now) {
+		sp := &spans[i]
+		if now.Before(sp.from) || !now.Before(sp.until) {
+			sp.active, sp.until = s.ActiveUntil(now)
+			sp.from = now
+		}
+		if !sp.active {
 			continue
 		}
 		if s.Min != nil && *s.Min > lo {
@@ -285,6 +292,12 @@ func (p *Policy) bounds(now time.Time, why *chain) (lo, hi int) {
 		hi = schedMax
 	}
 	return lo, max(hi, lo)
+}
+
+// span is a schedule's answer (active or not) for the times in [from, until).
+type span struct {
+	from, until time.Time
+	active      bool
 }
 
 func clamp(n, lo, hi int) int { return min(max(n, lo), hi) }
@@ -322,8 +335,9 @@ func (c *chain) addf(format string, args ...any) { c.add(fmt.Sprintf(format, arg
 
 func (c *chain) String() string { return c.b.String() }
 
-// evalEnv is the expression's scope, reused across ticks.
+// evalEnv is the expression's scope, reused across ticks, with the schedules' spans.
 type evalEnv struct {
+	spans   []span
 	vars    map[string]any
 	samples map[string][]Sample
 	now     time.Time
@@ -346,7 +360,7 @@ var errNoSamples = errors.New("no samples in the window yet")
 var errWarmingUp = errors.New("window not fully watched yet")
 
 func newEvalEnv(p *Policy) *evalEnv {
-	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8)}
+	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8), spans: make([]span, len(p.Schedules))}
 	// window returns the samples of a query in (now-secs, now]. The history must reach
 	// back to the window's start: the sample just before it is kept for that (addSample).
 	window := func(fn, name string, secs float64) ([]Sample, error) {

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -641,6 +642,56 @@ func TestNonFiniteIsAnError(t *testing.T) {
 		d, _ = policy.Decide(p, st, inputs(3, v(c.a, c.b)), t0.Add(15*time.Second))
 		if d.To != 5 {
 			t.Errorf("%v / %v: second failed tick: %+v", c.a, c.b, d)
+		}
+	}
+}
+
+// TestScheduleSpansAgreeWithCron walks the clock in random steps (and sometimes back) over
+// two months: the bounds Decide computes, which reuse each schedule's last answer while it
+// holds, must equal the cron's answer asked afresh.
+func TestScheduleSpansAgreeWithCron(t *testing.T) {
+	p := compile(t, `
+min: 1
+max: 10
+replicas: ceil(queued / 100)
+schedule:
+  - { cron: "0 8 * * MON-FRI", duration: 10h, timezone: Europe/Berlin, min: 3 }
+  - { cron: "30 */7 * * * *", duration: 90s, max: 4 }
+  - { cron: "@daily", duration: 1h, timezone: America/New_York, min: 6 }
+  - { cron: "0 0 29 2 *", duration: 24h, min: 7 }
+`, "queued")
+	rng := rand.New(rand.NewPCG(1, 2))
+	var st policy.State
+	now := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC) // through Feb 29 and the March DST change
+	for range 20000 {
+		switch rng.IntN(50) {
+		case 0:
+			now = now.Add(-time.Duration(rng.IntN(3600)) * time.Second)
+		default:
+			now = now.Add(time.Duration(1+rng.IntN(600)) * time.Second)
+		}
+		var d policy.Decision
+		d, st = policy.Decide(p, st, inputs(1, v(0)), now)
+		lo, hi := 1, 10
+		schedMax := -1
+		for i := range p.Schedules {
+			s := &p.Schedules[i]
+			if !s.ActiveAt(now) {
+				continue
+			}
+			if s.Min != nil {
+				lo = max(lo, *s.Min)
+			}
+			if s.Max != nil {
+				schedMax = max(schedMax, *s.Max)
+			}
+		}
+		if schedMax >= 0 {
+			hi = schedMax
+		}
+		hi = max(hi, lo)
+		if d.Min != lo || d.Max != hi {
+			t.Fatalf("at %s: Decide says [%d,%d], the cron [%d,%d]", now.Format(time.RFC3339), d.Min, d.Max, lo, hi)
 		}
 	}
 }
