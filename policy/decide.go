@@ -325,13 +325,23 @@ func fmtDur(d time.Duration) string {
 type chain struct{ b strings.Builder }
 
 func (c *chain) add(s string) {
-	if c.b.Len() > 0 {
-		c.b.WriteString(" → ")
-	}
+	c.next()
 	c.b.WriteString(s)
 }
 
-func (c *chain) addf(format string, args ...any) { c.add(fmt.Sprintf(format, args...)) }
+// addf formats straight into the chain: reasons are built on every tick of every policy.
+func (c *chain) addf(format string, args ...any) {
+	c.next()
+	fmt.Fprintf(&c.b, format, args...)
+}
+
+func (c *chain) next() {
+	if c.b.Len() == 0 {
+		c.b.Grow(160) // most chains fit: one allocation rather than five
+		return
+	}
+	c.b.WriteString(" → ")
+}
 
 func (c *chain) String() string { return c.b.String() }
 
