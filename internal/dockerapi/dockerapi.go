@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -105,4 +106,31 @@ func follow(ctx context.Context, res client.EventsResult, changed func()) error 
 			changed()
 		}
 	}
+}
+
+// Lazy is a client opened on first use, so that building a target or source does no I/O
+// (`autoscalerd validate` touches nothing) and a bad DOCKER_HOST is reported where it is
+// used.
+type Lazy struct {
+	host string
+	once sync.Once
+	c    *client.Client
+	err  error
+}
+
+// NewLazy returns a Lazy for host ("" = DOCKER_HOST or the default socket).
+func NewLazy(host string) *Lazy { return &Lazy{host: host} }
+
+// Get returns the client, opening it on the first call.
+func (l *Lazy) Get() (*client.Client, error) {
+	l.once.Do(func() { l.c, l.err = New(l.host) })
+	return l.c, l.err
+}
+
+// Close closes the client if it was opened.
+func (l *Lazy) Close() error {
+	if c, err := l.Get(); err == nil && c != nil {
+		return c.Close()
+	}
+	return nil
 }

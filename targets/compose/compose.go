@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -79,19 +78,15 @@ type api interface {
 
 // Target scales one compose service.
 type Target struct {
-	cfg  Config
-	host string
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// parallel bounds concurrent container creates/starts/stops. Starting a container
 	// costs the engine a few hundred ms, mostly CPU (namespaces, network, DNS rules), so
 	// beyond the engine's cores more concurrency buys little; 16 keeps a 20-replica step
 	// to about one round without swamping a small host.
 	parallel int
 
-	once   sync.Once
-	cli    *client.Client
-	api    api
-	cliErr error
+	cli *dockerapi.Lazy
 
 	// beforeStart, when set (tests), runs between creating a clone and starting it.
 	beforeStart func(name string)
@@ -105,32 +100,22 @@ func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 	}
 	return &Target{
 		cfg:      *cfg,
-		host:     dockerapi.Host(deps.Global),
+		cli:      dockerapi.NewLazy(dockerapi.Host(deps.Global)),
 		log:      log.With("target", "compose", "project", cfg.Project, "service", cfg.Service),
 		parallel: 16,
 	}, nil
 }
 
 func (t *Target) client() (api, error) {
-	t.once.Do(func() {
-		if t.api != nil { // injected by a test
-			return
-		}
-		t.cli, t.cliErr = dockerapi.New(t.host)
-		if t.cliErr == nil {
-			t.api = t.cli
-		}
-	})
-	return t.api, t.cliErr
+	c, err := t.cli.Get()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close implements targets.Closer.
-func (t *Target) Close(context.Context) error {
-	if t.cli != nil {
-		return t.cli.Close()
-	}
-	return nil
-}
+func (t *Target) Close(context.Context) error { return t.cli.Close() }
 
 func (t *Target) String() string { return "compose " + t.cfg.Project + "/" + t.cfg.Service }
 

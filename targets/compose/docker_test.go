@@ -156,14 +156,22 @@ networks:
   back: {}
 `
 
+// startV1 brings up composeV1 with docker-compose v1 under a fresh project name and
+// returns the engine client, the project's name and directory, and a target for its
+// worker service.
+func startV1(t *testing.T, prefix string) (c *client.Client, project, dir string, tg *Target) {
+	t.Helper()
+	c = testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project = projectName(prefix)
+	dir = testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
+	return c, project, dir, newTarget(t, project, "worker")
+}
+
 // TestComposeScale drives a docker-compose v1 project 1→5→0→2 and checks what compose and
 // the workers see.
 func TestComposeScale(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("asc")
-	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	tg := newTarget(t, project, "worker")
+	c, project, dir, tg := startV1(t, "asc")
 
 	st, err := tg.Status(context.Background())
 	if err != nil || st.Replicas != 1 {
@@ -332,11 +340,7 @@ services:
 // TestComposeEngineRestart restarts the engine in the middle of a scale-up: the target
 // must come back, converge, and leave neither duplicate numbers nor orphans.
 func TestComposeEngineRestart(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("ascrst")
-	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	tg := newTarget(t, project, "worker")
+	c, project, dir, tg := startV1(t, "ascrst")
 	tg.parallel = 2 // slower, so the restart lands in the middle
 
 	// The third clone to start waits until the engine is down, so the restart lands in
@@ -461,11 +465,7 @@ func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
 // TestComposeWatch: someone runs `docker-compose up --scale` next to autoscalerd; the
 // target notices at once.
 func TestComposeWatch(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("ascw")
-	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	tg := newTarget(t, project, "worker")
+	c, project, dir, tg := startV1(t, "ascw")
 	changed := watch(t, tg)
 	time.Sleep(300 * time.Millisecond) // let the event stream connect
 	for len(changed) > 0 {

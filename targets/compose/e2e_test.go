@@ -40,11 +40,7 @@ func (s *syncBuffer) String() string {
 // Hatchet's task stats) drives a docker-compose service up, and back down once the
 // down cooldown has passed.
 func TestDaemonDrivesCompose(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("asce2e")
-	dir := testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	tg := newTarget(t, project, "worker")
+	c, project, dir, tg := startV1(t, "asce2e")
 
 	// Built like the example's image (static), so the two share the build cache.
 	binary, err := testenv.BuildStatic(t, "./cmd/autoscalerd")
@@ -106,28 +102,40 @@ policies:
 		}
 	}()
 
-	waitReplicas := func(want int, within time.Duration) {
+	// settled waits until the service has want running containers and no others: Status
+	// drops as soon as a replica stops, before the daemon has removed it.
+	settled := func(want int, within time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for {
-			st, err := tg.Status(context.Background())
-			if err == nil && st.Replicas == want {
+			api, err := tg.client()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := tg.replicas(context.Background(), api)
+			running := 0
+			for _, r := range rs {
+				if r.running() {
+					running++
+				}
+			}
+			if err == nil && running == want && len(rs) == want {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("not at %d replicas within %s (status %+v, %v)", want, within, st, err)
+				t.Fatalf("not at %d replicas within %s (%d running of %d, %v)", want, within, running, len(rs), err)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
 
 	queued.Store(35) // ceil(35/10) = 4
-	waitReplicas(4, 60*time.Second)
+	settled(4, 60*time.Second)
 	checkReplicas(t, c, dir, project, "_", 4, 0)
 
 	queued.Store(0)
 	idle := time.Now()
-	waitReplicas(1, 60*time.Second)
+	settled(1, 60*time.Second)
 	if took := time.Since(idle); took < cooldownDown-200*time.Millisecond {
 		t.Errorf("scaled down %s after demand fell, before the %s down cooldown", took, cooldownDown)
 	}

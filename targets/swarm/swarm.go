@@ -55,14 +55,10 @@ const maxAttempts = 8
 
 // Target scales one swarm service.
 type Target struct {
-	cfg  Config
-	host string
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 
-	once   sync.Once
-	cli    *client.Client
-	api    api
-	cliErr error
+	cli *dockerapi.Lazy
 
 	// beforeUpdate, when set (tests), runs between the inspect and the update of each attempt.
 	beforeUpdate func(attempt int)
@@ -78,32 +74,22 @@ func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Target{
-		cfg:  *cfg,
-		host: dockerapi.Host(deps.Global),
-		log:  log.With("target", "swarm", "service", cfg.Service),
+		cfg: *cfg,
+		cli: dockerapi.NewLazy(dockerapi.Host(deps.Global)),
+		log: log.With("target", "swarm", "service", cfg.Service),
 	}, nil
 }
 
 func (t *Target) client() (api, error) {
-	t.once.Do(func() {
-		if t.api != nil {
-			return
-		}
-		t.cli, t.cliErr = dockerapi.New(t.host)
-		if t.cliErr == nil {
-			t.api = t.cli
-		}
-	})
-	return t.api, t.cliErr
+	c, err := t.cli.Get()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close implements targets.Closer.
-func (t *Target) Close(context.Context) error {
-	if t.cli != nil {
-		return t.cli.Close()
-	}
-	return nil
-}
+func (t *Target) Close(context.Context) error { return t.cli.Close() }
 
 func (t *Target) errorf(format string, args ...any) error {
 	return fmt.Errorf("swarm service %s: "+format, append([]any{t.cfg.Service}, args...)...)
