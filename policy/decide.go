@@ -102,13 +102,15 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		desired = clamp(n, lo, hi)
 		why.addf("clamp[%d,%d]=%d", lo, hi, desired)
 	} else {
-		d.Err = err.Error()
 		why.addf("expression: %v", err)
 	}
-
-	// A window not yet watched in full is not an outage: it neither counts towards
-	// failure_threshold nor resets the count.
+	// A window not yet watched in full is not an outage: it is no error for the status
+	// page, and it neither counts towards failure_threshold nor resets the count.
 	warming := err != nil && errors.Is(err, errWarmingUp)
+	if err != nil && !warming {
+		d.Err = err.Error()
+	}
+
 	failedTick := partial || (err != nil && !warming)
 	switch {
 	case failedTick:

@@ -646,6 +646,16 @@ func TestNonFiniteIsAnError(t *testing.T) {
 	}
 }
 
+// TestWarmingUpIsNotAnError: a window function waiting for its window holds the tick, but
+// the decision carries no error for the status page to show.
+func TestWarmingUpIsNotAnError(t *testing.T) {
+	p := compile(t, "min: 1\nmax: 10\nreplicas: ceil(rate(q, 1m))\n", "q")
+	d, _ := policy.Decide(p, policy.State{}, inputs(3, v(10)), t0)
+	if d.Err != "" || d.Desired != -1 || d.To != 3 || !strings.Contains(d.Reason, "rate(q, 1m): window not fully watched yet") {
+		t.Errorf("%+v", d)
+	}
+}
+
 // TestScheduleSpansAgreeWithCron walks the clock in random steps (and sometimes back) over
 // two months: the bounds Decide computes, which reuse each schedule's last answer while it
 // holds, must equal the cron's answer asked afresh.

@@ -257,7 +257,7 @@ func checkTrace(t *testing.T, seed uint64, seen map[string]int) string {
 		}
 
 		queryFailed := failA || failB
-		warming := strings.Contains(d.Err, "not fully watched")
+		warming := strings.Contains(d.Reason, "expression: ") && strings.Contains(d.Reason, "not fully watched")
 		if queryFailed || (d.Err != "" && !warming) {
 			failures++
 		} else if !warming {
