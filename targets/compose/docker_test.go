@@ -481,3 +481,28 @@ func TestComposeWatch(t *testing.T) {
 	mustScale(t, tg, 5)
 	checkReplicas(t, c, dir, project, "_", 5, 0)
 }
+
+// TestComposeCrashLoop: replicas that crash and are restarted by the engine hold their
+// slots; repeated scaling to the same count must not pile up clones.
+func TestComposeCrashLoop(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("asccrash")
+	testenv.ComposeProject(t, project, fmt.Sprintf(`version: "2.4"
+services:
+  worker:
+    image: %s
+    command: ["get", "http://127.0.0.1:1/"]
+    restart: always
+`, img))
+	tg := newTarget(t, project, "worker")
+	for range 6 {
+		if err := tg.Scale(context.Background(), 2, targets.Reason{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if cs := serviceContainers(t, c, project, "worker"); len(cs) != 2 {
+		t.Fatalf("%d containers after scaling a crash-looping service to 2 six times, want 2", len(cs))
+	}
+}

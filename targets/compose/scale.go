@@ -15,8 +15,8 @@ import (
 )
 
 // Scale implements targets.Target. After it succeeds the service has exactly n running
-// containers and nothing else, except that at n == 0 one stopped container stays as the
-// template to scale up from later.
+// (or restarting, under its restart policy) containers and nothing else, except that at
+// n == 0 one stopped container stays as the template to scale up from later.
 //
 // Up: stopped replicas are started first (lowest numbers; after an engine restart that
 // is all of them), then a running, healthy replica is cloned for the rest. Down: the
@@ -34,16 +34,18 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	if err != nil {
 		return err
 	}
-	var running, stopped, other []replica
+	// A restarting container is the engine's business (restart policy): it holds its
+	// slot, so a crash-looping service is not cloned over and over while Status (running
+	// containers only) reports it missing.
+	var live, stopped []replica
 	for _, r := range rs {
 		switch {
-		case r.running():
-			running = append(running, r)
+		case r.running() || r.state == container.StateRestarting:
+			live = append(live, r)
 		case r.startable():
 			stopped = append(stopped, r)
-		default: // restarting, paused, being removed: leave them to the engine
-			other = append(other, r)
 		}
+		// Paused, being removed, dead: left alone.
 	}
 	if len(rs) == 0 {
 		if n == 0 {
@@ -51,19 +53,19 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 		}
 		return t.errorf("no container to clone; create the service once with `docker compose up -d %s` (compose project %q)", t.cfg.Service, t.cfg.Project)
 	}
-	if n == len(running) && (len(stopped) == 0 || n == 0 && len(stopped) == 1) {
+	if n == len(live) && (len(stopped) == 0 || n == 0 && len(stopped) == 1) {
 		return nil
 	}
-	t.log.Info("scaling", "from", len(running), "to", n, "policy", why.Policy, "reason", why.Message)
+	t.log.Info("scaling", "from", len(live), "to", n, "policy", why.Policy, "reason", why.Message)
 
-	if n > len(running) {
-		return t.scaleUp(ctx, c, rs, running, stopped, n)
+	if n > len(live) {
+		return t.scaleUp(ctx, c, rs, live, stopped, n)
 	}
-	return t.scaleDown(ctx, c, running, stopped, n)
+	return t.scaleDown(ctx, c, live, stopped, n)
 }
 
-func (t *Target) scaleUp(ctx context.Context, c api, all, running, stopped []replica, n int) error {
-	tmpl, err := t.template(ctx, c, running, stopped)
+func (t *Target) scaleUp(ctx context.Context, c api, all, live, stopped []replica, n int) error {
+	tmpl, err := t.template(ctx, c, live, stopped)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func (t *Target) scaleUp(ctx context.Context, c api, all, running, stopped []rep
 	if err != nil {
 		return err
 	}
-	need := n - len(running)
+	need := n - len(live)
 	restart := stopped[:min(need, len(stopped))]
 	surplus := stopped[len(restart):]
 	clones := need - len(restart)
@@ -92,9 +94,9 @@ func (t *Target) scaleUp(ctx context.Context, c api, all, running, stopped []rep
 	return nil
 }
 
-func (t *Target) scaleDown(ctx context.Context, c api, running, stopped []replica, n int) error {
-	// running is lowest number first: keep the first n, stop the rest.
-	drop := running[n:]
+func (t *Target) scaleDown(ctx context.Context, c api, live, stopped []replica, n int) error {
+	// live is lowest number first: keep the first n, stop the rest.
+	drop := live[n:]
 	keepTemplate := n == 0 && len(stopped) == 0
 	var jobs []func(context.Context) error
 	for i, r := range drop {
@@ -143,22 +145,28 @@ func (t *Target) parallelDo(ctx context.Context, count int, do func(context.Cont
 }
 
 // template picks the container to clone: a running healthy replica if there is one (its
-// config is known to work), else any running one, else a stopped one.
-func (t *Target) template(ctx context.Context, c api, running, stopped []replica) (container.InspectResponse, error) {
+// config is known to work), else any running one, else a stopped or restarting one.
+func (t *Target) template(ctx context.Context, c api, live, stopped []replica) (container.InspectResponse, error) {
 	var pick replica
-	switch {
-	case len(running) > 0:
-		pick = running[0]
-		for _, r := range running {
-			if r.ready() {
-				pick = r
-				break
-			}
+	for _, r := range live {
+		switch {
+		case r.ready():
+			pick = r
+		case r.running() && !pick.running():
+			pick = r
 		}
+		if pick.ready() {
+			break
+		}
+	}
+	switch {
+	case pick.id != "":
 	case len(stopped) > 0:
 		pick = stopped[0]
+	case len(live) > 0:
+		pick = live[0]
 	default:
-		return container.InspectResponse{}, t.errorf("no running or stopped container to clone (all are restarting, paused or being removed)")
+		return container.InspectResponse{}, t.errorf("no running or stopped container to clone (all are paused or being removed)")
 	}
 	res, err := c.ContainerInspect(ctx, pick.id, client.ContainerInspectOptions{})
 	if err != nil {
