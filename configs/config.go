@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -230,6 +231,13 @@ func (t Target) Key() string {
 		return t.Kind + ":" + k.TargetKey()
 	}
 	return t.Kind
+}
+
+// Same reports whether t and o scale the same thing with the same settings, wherever in
+// the files they are written: a reload that only moves a policy must keep its target (and
+// the children a process target supervises).
+func (t Target) Same(o Target) bool {
+	return t.Kind == o.Kind && reflect.DeepEqual(t.Config, o.Config)
 }
 
 // UnmarshalConfig implements Unmarshaler.

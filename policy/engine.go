@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -72,7 +71,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *configs.Config, ps []*Policy) e
 	var errs []error
 	for _, p := range ps {
 		pl := &plan{p: p, old: e.runners[p.Name]}
-		if pl.old != nil && reflect.DeepEqual(pl.old.p.Config.Target, p.Config.Target) {
+		if pl.old != nil && pl.old.p.Config.Target.Same(p.Config.Target) {
 			pl.reuse, pl.target = true, pl.old.target
 		} else {
 			t, err := targets.New(p.Config.Target, targets.Deps{Logger: e.log.With("policy", p.Name), Policy: p.Name, Global: cfg})

@@ -1,0 +1,68 @@
+package policy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	_ "github.com/autoscalerd/autoscalerd/sources/file"
+	_ "github.com/autoscalerd/autoscalerd/targets/process"
+)
+
+// TestReloadKeepsTargetWhenOnlyPositionsMove: a reload whose file only gained a comment
+// line above the policy keeps the target instance (a process target would otherwise stop
+// every worker and start them again); a changed target setting builds a new one.
+func TestReloadKeepsTargetWhenOnlyPositionsMove(t *testing.T) {
+	const policy = `policies:
+  - name: w
+    target: { process: { command: [/bin/sleep, "3600"] } }
+    max: 2
+    dry_run: true
+    queries:
+      q: { file: { path: /dev/null } }
+    replicas: q
+`
+	e := NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry())})
+	apply := func(text string) *runner {
+		t.Helper()
+		cfg, err := configs.Parse("w.yaml", []byte(text), configs.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Compile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Apply(context.Background(), cfg, ps); err != nil {
+			t.Fatal(err)
+		}
+		return e.runners["w"]
+	}
+	first := apply(policy)
+	moved := apply("# a comment moves every line down\n\n" + policy)
+	if moved.target != first.target {
+		t.Error("a reload that only moved the policy built a new target")
+	}
+	changed := apply(`policies:
+  - name: w
+    target: { process: { command: [/bin/sleep, "7200"] } }
+    max: 2
+    dry_run: true
+    queries:
+      q: { file: { path: /dev/null } }
+    replicas: q
+`)
+	if changed.target == moved.target {
+		t.Error("a reload that changed the target's command kept the old target")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runners {
+		closeTarget(context.Background(), r.target)
+		r.closeSources()
+	}
+}
