@@ -506,3 +506,45 @@ services:
 		t.Fatalf("%d containers after scaling a crash-looping service to 2 six times, want 2", len(cs))
 	}
 }
+
+// TestComposeV2Names: a project laid out the way compose v2 does it (no v2 CLI here, so
+// the first replica is made with `docker run` and v2's labels, name and aliases) gets
+// clones named in v2's scheme, with v2's aliases.
+func TestComposeV2Names(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("ascv2")
+	net := project + "_default"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+labelProject+"="+project).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+		_ = exec.Command("docker", "network", "rm", net).Run()
+	})
+	run("network", "create", "--label", "com.docker.compose.network=default", "--label", labelProject+"="+project, net)
+	run("run", "-d", "--name", project+"-worker-1", "--network", net,
+		"--network-alias", project+"-worker-1", "--network-alias", "worker",
+		"--label", labelProject+"="+project, "--label", labelService+"=worker",
+		"--label", labelOneoff+"=False", "--label", labelNumber+"=1",
+		"--label", "com.docker.compose.config-hash=v2hash", img)
+
+	tg := newTarget(t, project, "worker")
+	mustScale(t, tg, 3)
+	cs := serviceContainers(t, c, project, "worker")
+	for i, ctr := range cs {
+		name := fmt.Sprintf("%s-worker-%d", project, i+1)
+		if trimSlash(ctr.Name) != name {
+			t.Errorf("container %d is %s, want %s", i+1, ctr.Name, name)
+		}
+		if !containsAll(ctr.NetworkSettings.Networks[net].Aliases, name, "worker") {
+			t.Errorf("%s: aliases %v, want %s and worker", name, ctr.NetworkSettings.Networks[net].Aliases, name)
+		}
+	}
+}
