@@ -1,0 +1,61 @@
+package configs_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/policy"
+)
+
+// FuzzLoad feeds arbitrary bytes to the loader, with every kind registered. Whatever the
+// input, loading must not panic, and every mistake must come back as a configs.Errors
+// entry that names its file, with a line inside the file when it has one. What loads
+// must compile or fail the same way.
+//
+//	go test -run '^$' -fuzz FuzzLoad -fuzztime 3m ./configs/
+func FuzzLoad(f *testing.F) {
+	for _, glob := range []string{"testdata/bad/*.yaml", "testdata/bad/*.d/*.yaml", "testdata/good/*.yaml", "testdata/good/*/*.yaml"} {
+		files, err := filepath.Glob(glob)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := configs.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv})
+		if err == nil {
+			_, err = policy.Compile(cfg)
+		}
+		if err == nil {
+			return
+		}
+		var errs configs.Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("error is a %T, not configs.Errors: %v", err, err)
+		}
+		if len(errs) == 0 {
+			t.Fatal("an empty configs.Errors is not an error")
+		}
+		lines := bytes.Count(data, []byte("\n")) + 1
+		for _, e := range errs {
+			switch {
+			case e.Pos.File == "":
+				t.Errorf("error without a file name: %v", e)
+			case e.Msg == "":
+				t.Errorf("error without a message: %v", e)
+			case e.Pos.File == "fuzz.yaml" && (e.Pos.Line < 0 || e.Pos.Line > lines || e.Pos.Line > 0 && e.Pos.Col < 1):
+				t.Errorf("position outside the %d-line file: %v", lines, e)
+			}
+		}
+	})
+}
