@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -27,6 +29,14 @@ func Host(global *configs.Config) string {
 // I/O: the API version is negotiated on the first request, so an engine that is down
 // now (or an old engine, API 1.40+) is fine.
 func New(host string) (*client.Client, error) {
+	if host == "" {
+		host = os.Getenv(client.EnvOverrideHost)
+	}
+	// The Engine API client drops user info from tcp:// hosts, so a password there would
+	// be sent nowhere, yet printed in every connection error. Refuse it, redacted.
+	if u, err := url.Parse(host); err == nil && u.User != nil {
+		return nil, fmt.Errorf("docker: host %s: credentials in the Docker host address are not supported (use TLS client certificates, DOCKER_CERT_PATH)", Describe(host))
+	}
 	opts := []client.Opt{client.FromEnv}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
@@ -38,10 +48,18 @@ func New(host string) (*client.Client, error) {
 	return c, nil
 }
 
-// Describe names the engine for error messages.
+// Describe names the engine for error messages, without any password in it.
 func Describe(host string) string {
 	if host == "" {
 		return "DOCKER_HOST or the default socket"
+	}
+	if u, err := url.Parse(host); err == nil && u.User != nil {
+		if _, hasPassword := u.User.Password(); hasPassword {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx") // a lone user part may well be a token
+		}
+		return u.String()
 	}
 	return host
 }
