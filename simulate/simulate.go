@@ -143,9 +143,9 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 	}
 	var (
 		st  policy.State
-		out []Tick
 		row int
 	)
+	out := make([]Tick, 0, int(end.Sub(start)/p.Interval)+1)
 	for now := start; !now.After(end); now = now.Add(p.Interval) {
 		for row+1 < len(tr.Times) && !tr.Times[row+1].After(now) {
 			row++
