@@ -56,12 +56,17 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	if n == len(live) && (len(stopped) == 0 || n == 0 && len(stopped) == 1) {
 		return nil
 	}
-	t.log.Info("scaling", "from", len(live), "to", n, "policy", why.Policy, "reason", why.Message)
-
+	start := time.Now()
 	if n > len(live) {
-		return t.scaleUp(ctx, c, rs, live, stopped, n)
+		err = t.scaleUp(ctx, c, rs, live, stopped, n)
+	} else {
+		err = t.scaleDown(ctx, c, live, stopped, n)
 	}
-	return t.scaleDown(ctx, c, live, stopped, n)
+	if err != nil {
+		return err
+	}
+	t.log.Info("scaled", "from", len(live), "to", n, "took", time.Since(start).Round(time.Millisecond), "policy", why.Policy)
+	return nil
 }
 
 func (t *Target) scaleUp(ctx context.Context, c api, all, live, stopped []replica, n int) error {
@@ -210,7 +215,7 @@ func (t *Target) startExisting(ctx context.Context, c api, p *clonePlan, r repli
 	if _, err := c.ContainerStart(ctx, r.id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("starting %s: %w", r.name, err)
 	}
-	t.log.Info("started replica", "container", r.name)
+	t.log.Debug("started replica", "container", r.name)
 	return nil
 }
 
@@ -239,7 +244,7 @@ func (t *Target) cloneOne(ctx context.Context, c api, p *clonePlan) error {
 			}
 			return err
 		}
-		t.log.Info("cloned replica", "container", spec.name)
+		t.log.Debug("cloned replica", "container", spec.name)
 		return nil
 	}
 }
@@ -290,7 +295,7 @@ func (t *Target) stop(ctx context.Context, c api, r replica) error {
 	if _, err := c.ContainerStop(ctx, r.id, t.stopOptions()); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stopping %s: %w", r.name, err)
 	}
-	t.log.Info("stopped replica", "container", r.name)
+	t.log.Debug("stopped replica", "container", r.name)
 	return nil
 }
 
@@ -306,6 +311,6 @@ func (t *Target) remove(ctx context.Context, c api, r replica) error {
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("removing %s: %w", r.name, err)
 	}
-	t.log.Info("removed replica", "container", r.name)
+	t.log.Debug("removed replica", "container", r.name)
 	return nil
 }
