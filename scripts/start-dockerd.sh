@@ -15,6 +15,10 @@ timeout="${DOCKERD_START_TIMEOUT:-60}"
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
+if ! command -v docker >/dev/null 2>&1; then
+  echo "start-dockerd: the docker CLI is not installed (apt-get install docker.io)" >&2
+  exit 1
+fi
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "start-dockerd: dockerd is not installed (apt-get install docker.io docker-compose)" >&2
   exit 1
