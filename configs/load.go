@@ -164,6 +164,8 @@ func yamlError(file string, data []byte, err error) (Pos, string) {
 			}
 		}
 	}
+	// The +1 above can step past the end, where yaml.v3 reports the end of the input.
+	line = min(line, bytes.Count(data, []byte("\n"))+1)
 	pos := Pos{File: file}
 	if line > 0 {
 		pos.Line, pos.Col = line, col
