@@ -223,6 +223,10 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 	}
 	var out []*Policy
 	for i, item := range n.Content {
+		if r := resolve(item); r == nil || isNull(r) {
+			d.Errorf(item, fmt.Sprintf("%s[%d]", path, i), "is empty; a policy needs at least name, target, max and replicas")
+			continue
+		}
 		p := decodePolicy(d, item, fmt.Sprintf("%s[%d]", path, i), defaults)
 		out = append(out, p)
 	}
