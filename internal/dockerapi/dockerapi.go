@@ -81,11 +81,18 @@ func Watch(ctx context.Context, c EventsClient, filters client.Filters, changed 
 	missed := false
 	for {
 		res := c.Events(ctx, client.EventsListOptions{Filters: filters})
+		// Events returns before a failed request has reported its error, so a stream
+		// counts as connected once it has stayed up briefly (or delivered an event).
 		var err error
+		gotEvent := false
 		select {
-		case err = <-res.Err: // the engine did not answer
-		default:
-			if missed {
+		case err = <-res.Err:
+		case <-res.Messages:
+			gotEvent = true
+		case <-time.After(250 * time.Millisecond):
+		}
+		if err == nil {
+			if missed || gotEvent {
 				changed()
 			}
 			connected := time.Now()

@@ -1,8 +1,16 @@
 package dockerapi
 
 import (
+	"context"
+	"errors"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 )
 
 func TestNew(t *testing.T) {
@@ -42,5 +50,70 @@ func TestLazyDoesNoIO(t *testing.T) {
 	l := NewLazy("tcp://127.0.0.1:1")
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeEvents plays one scripted stream per Events call: a connection error, or some
+// messages and then a break.
+type fakeEvents struct {
+	streams []fakeStream
+	calls   atomic.Int32
+}
+
+type fakeStream struct {
+	connectErr error
+	messages   int
+}
+
+func (f *fakeEvents) Events(ctx context.Context, _ client.EventsListOptions) client.EventsResult {
+	i := int(f.calls.Add(1)) - 1
+	msgs, errs := make(chan events.Message), make(chan error, 1)
+	if i >= len(f.streams) {
+		go func() { <-ctx.Done(); errs <- ctx.Err() }() // stays connected, quiet
+		return client.EventsResult{Messages: msgs, Err: errs}
+	}
+	s := f.streams[i]
+	if s.connectErr != nil {
+		errs <- s.connectErr
+		return client.EventsResult{Messages: msgs, Err: errs}
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond) // connected for a while first
+		for range s.messages {
+			select {
+			case msgs <- events.Message{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		errs <- io.ErrUnexpectedEOF // the engine went away
+	}()
+	return client.EventsResult{Messages: msgs, Err: errs}
+}
+
+func TestWatch(t *testing.T) {
+	down := errors.New("connection refused")
+	f := &fakeEvents{streams: []fakeStream{
+		{messages: 2},      // two events, then the engine restarts
+		{connectErr: down}, // still down: no change reported for a failed attempt
+		{connectErr: down},
+		{messages: 0}, // back: one change for what was missed
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var changes atomic.Int32
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, f, client.Filters{}, func() { changes.Add(1) }, nil) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.calls.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond) // the fifth stream is connected
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Watch returned %v, want nil when its context ends", err)
+	}
+	// 2 events + 1 after reconnecting (stream 4) + 1 after stream 4 broke (stream 5).
+	if got := changes.Load(); got != 4 {
+		t.Fatalf("%d changes reported, want 4", got)
 	}
 }

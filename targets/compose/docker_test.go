@@ -372,6 +372,10 @@ func TestComposeEngineRestart(t *testing.T) {
 		t.Fatal("scale-up made no progress")
 	}
 	testenv.RestartDocker(t, func() {
+		// From here on, a change is reported only once the stream is back.
+		for len(changed) > 0 {
+			<-changed
+		}
 		close(engineDown)
 		if err := <-done; err == nil {
 			t.Error("Scale succeeded although the engine went down in its middle")
@@ -381,9 +385,6 @@ func TestComposeEngineRestart(t *testing.T) {
 	})
 	tg.beforeStart = nil
 	// The event stream reconnects by itself and reports a change, since it missed events.
-	for len(changed) > 0 {
-		<-changed
-	}
 	waitChanged(t, changed, "the engine restart")
 
 	// The engine's tick retries; so do we, until it converges.
