@@ -40,7 +40,16 @@ func (e Expr) PosAt(offset int) Pos {
 
 // setSource gives the decoder the file's text, so expressions can be mapped rune by rune.
 func (d *Decoder) setSource(data []byte) {
-	d.lines = strings.Split(string(data), "\n")
+	d.lines = splitLines(data)
+}
+
+// lineBreaks turns every YAML line break (CRLF, a lone CR) into LF, so that line numbers
+// counted here agree with yaml.v3's on files written on any system.
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n")
+
+// splitLines splits a file into lines the way YAML counts them.
+func splitLines(data []byte) []string {
+	return strings.Split(lineBreaks.Replace(string(data)), "\n")
 }
 
 // mapRunes aligns value, the decoded text of scalar node n, with the file. It returns the

@@ -1,10 +1,10 @@
 package configs_test
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -46,7 +46,8 @@ func FuzzLoad(f *testing.F) {
 		if len(errs) == 0 {
 			t.Fatal("an empty configs.Errors is not an error")
 		}
-		lines := bytes.Count(data, []byte("\n")) + 1
+		// YAML breaks lines at LF, CRLF and a lone CR.
+		lines := len(strings.Split(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(string(data)), "\n"))
 		for _, e := range errs {
 			switch {
 			case e.Pos.File == "":

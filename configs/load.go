@@ -165,14 +165,14 @@ func yamlError(file string, data []byte, err error) (Pos, string) {
 		}
 	}
 	// The +1 above can step past the end, where yaml.v3 reports the end of the input.
-	line = min(line, bytes.Count(data, []byte("\n"))+1)
+	line = min(line, len(splitLines(data)))
 	pos := Pos{File: file}
 	if line > 0 {
 		pos.Line, pos.Col = line, col
 	}
 	if strings.Contains(msg, "tab character") {
 		// The reported line is where the scan started; the tab may be further down.
-		lines := strings.Split(string(data), "\n")
+		lines := splitLines(data)
 		for i := max(line-1, 0); i < len(lines); i++ {
 			indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
 			if tab := strings.IndexByte(indent, '\t'); tab >= 0 {
@@ -189,7 +189,7 @@ func yamlError(file string, data []byte, err error) (Pos, string) {
 // misindented line, while yaml.v3 names only the start of the block around it. It returns
 // that line and the column of its first character.
 func badIndentLine(data []byte, from int, problem string) (int, int, bool) {
-	lines := strings.Split(string(data), "\n")
+	lines := splitLines(data)
 	if len(lines) > 5000 {
 		return 0, 0, false // quadratic; a config file is never this long
 	}
