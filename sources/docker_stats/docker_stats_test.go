@@ -19,6 +19,8 @@ import (
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
+func TestSampleDecodes(t *testing.T) { plugintest.SampleDecodes[Config](t, sample, nil) }
+
 func TestCPUPercent(t *testing.T) {
 	cpu := func(total, system uint64) container.CPUStats {
 		return container.CPUStats{CPUUsage: container.CPUUsage{TotalUsage: total}, SystemUsage: system, OnlineCPUs: 4}
@@ -83,6 +85,15 @@ func TestCPULimit(t *testing.T) {
 			t.Errorf("cpuLimit(%+v) = %v, want %v", tc.hc, got, tc.want)
 		}
 	}
+}
+
+func TestConfig(t *testing.T) {
+	plugintest.CheckConfigs(t, func() *Config { return &Config{} }, []plugintest.ConfigCase{
+		{Text: "resource: cpu", Want: ""},
+		{Text: "resource: memory", Want: ""},
+		{Text: "resource: disk", Want: `"disk" is not a resource (use cpu or memory)`},
+		{Text: "{}", Want: `missing required key "resource"`},
+	})
 }
 
 func TestNeedsDockerTarget(t *testing.T) {

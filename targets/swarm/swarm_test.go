@@ -10,6 +10,8 @@ import (
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
+func TestSampleDecodes(t *testing.T) { plugintest.SampleDecodes[Config](t, sample, nil) }
+
 func TestConfig(t *testing.T) {
 	const head = "policies:\n  - name: p\n    max: 3\n    replicas: \"1\"\n    target:\n      swarm:\n"
 	for _, tc := range []struct{ name, body, wantErr string }{
