@@ -74,14 +74,16 @@ func (t *Target) scaleUp(ctx context.Context, c api, all, live, stopped []replic
 	if err != nil {
 		return err
 	}
-	plan, err := t.planClone(ctx, c, tmpl, all)
-	if err != nil {
-		return err
-	}
 	need := n - len(live)
 	restart := stopped[:min(need, len(stopped))]
 	surplus := stopped[len(restart):]
 	clones := need - len(restart)
+	// A service that cannot have clones (fixed host port, container_name) may still have
+	// its one stopped container started again (0→1).
+	plan, err := t.planClone(ctx, c, tmpl, all)
+	if err != nil && clones > 0 {
+		return err
+	}
 
 	errs := t.parallelDo(ctx, len(restart)+clones+len(surplus), func(ctx context.Context, i int) error {
 		switch {
@@ -201,7 +203,7 @@ func (t *Target) planClone(ctx context.Context, c api, tmpl container.InspectRes
 }
 
 func (t *Target) startExisting(ctx context.Context, c api, p *clonePlan, r replica) error {
-	if r.state == container.StateCreated {
+	if r.state == container.StateCreated && p != nil {
 		// Created but never started: perhaps a clone interrupted (engine restart) before
 		// all its networks were connected. Finish that first.
 		res, err := c.ContainerInspect(ctx, r.id, client.ContainerInspectOptions{})
