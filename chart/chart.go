@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 )
 
 // Series is one line. Values are aligned with Chart.X; NaN leaves a gap.
@@ -30,6 +31,8 @@ type Chart struct {
 	Series []Series
 	Width  int
 	Height int
+	// XFormat prints an x value for the axis; plain numbers when nil.
+	XFormat func(float64) string
 }
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
@@ -88,9 +91,13 @@ func SVG(w io.Writer, c Chart) error {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y+4, label(f*leftMax))
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f">%s</text>`, padL+pw+4, y+4, label(f*rightMax))
 	}
+	xlabel := label
+	if c.XFormat != nil {
+		xlabel = c.XFormat
+	}
 	for i := 0; i <= 4; i++ {
 		x := x0 + float64(i)/4*(x1-x0)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, px(x), padT+ph+14, label(x))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, px(x), padT+ph+14, html.EscapeString(xlabel(x)))
 	}
 	if c.XLabel != "" {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#666">%s</text>`, padL+pw/2, c.Height-4, html.EscapeString(c.XLabel))
@@ -137,6 +144,16 @@ func SVG(w io.Writer, c Chart) error {
 	b.WriteString(`</svg>`)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Seconds prints an x value in seconds as a duration ("1m30s", "-5m").
+func Seconds(x float64) string {
+	d := time.Duration(x * float64(time.Second)).Round(time.Second)
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // niceMax rounds an axis maximum up to 1, 2 or 5 times a power of ten.

@@ -70,7 +70,7 @@ func (d *Daemon) handlePage(w http.ResponseWriter, _ *http.Request) {
 
 // policyChart draws the last hour: query values, desired and actual replicas.
 func policyChart(s policy.Status, points []policy.ChartPoint) string {
-	c := chart.Chart{XLabel: "minutes ago", Width: 900, Height: 220}
+	c := chart.Chart{XLabel: "time ago", Width: 900, Height: 220, XFormat: chart.Seconds}
 	queries := make([]chart.Series, len(s.QueryOrder))
 	for i, q := range s.QueryOrder {
 		queries[i] = chart.Series{Name: q, Right: true}
@@ -79,7 +79,7 @@ func policyChart(s policy.Status, points []policy.ChartPoint) string {
 	replicas := chart.Series{Name: "replicas", Step: true}
 	now := time.Now()
 	for _, p := range points {
-		c.X = append(c.X, -now.Sub(p.Time).Minutes())
+		c.X = append(c.X, -now.Sub(p.Time).Seconds())
 		for i := range queries {
 			v := math.NaN()
 			if i < len(p.Values) {

@@ -74,17 +74,22 @@ type chartRing struct {
 }
 
 func (c *chartRing) add(t time.Time, desired, replicas int, values []Value) {
-	if c.n > 0 && t.Unix()-c.t[(c.start+c.n-1)%chartPoints] < int64(chartStep/time.Second) {
-		return
-	}
 	if len(c.values) != len(values) {
 		c.values = make([][chartPoints]float32, len(values))
 	}
-	i := (c.start + c.n) % chartPoints
-	if c.n == chartPoints {
-		c.start = (c.start + 1) % chartPoints
+	// The newest point follows every tick until it is a full step after the one before
+	// it; then the next tick starts a new point. The chart is always current and its
+	// points stay about a step apart.
+	var i int
+	if c.n >= 2 && c.t[c.at(c.n-1)]-c.t[c.at(c.n-2)] < int64(chartStep/time.Second) {
+		i = c.at(c.n - 1)
 	} else {
-		c.n++
+		i = c.at(c.n)
+		if c.n == chartPoints {
+			c.start = (c.start + 1) % chartPoints
+		} else {
+			c.n++
+		}
 	}
 	c.t[i], c.desired[i], c.replicas[i] = t.Unix(), int32(desired), int32(replicas)
 	for q, v := range values {
@@ -94,6 +99,8 @@ func (c *chartRing) add(t time.Time, desired, replicas int, values []Value) {
 		}
 	}
 }
+
+func (c *chartRing) at(k int) int { return (c.start + k) % chartPoints }
 
 func (c *chartRing) points() []ChartPoint {
 	out := make([]ChartPoint, c.n)
@@ -494,16 +501,17 @@ func (r *runner) status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := Status{
-		Name:      r.p.Name,
-		Target:    r.p.Config.Target.Key(),
-		Current:   r.current,
-		Min:       r.p.Min,
-		Max:       r.p.Max,
-		Paused:    r.paused.Load(),
-		DryRun:    r.p.DryRun,
-		LastError: r.lastErr,
-		Queries:   map[string]*float64{},
-		Interval:  fmtDur(r.p.Interval),
+		Name:       r.p.Name,
+		Target:     r.p.Config.Target.Key(),
+		Current:    r.current,
+		Min:        r.p.Min,
+		Max:        r.p.Max,
+		Paused:     r.paused.Load(),
+		DryRun:     r.p.DryRun,
+		LastError:  r.lastErr,
+		Queries:    map[string]*float64{},
+		QueryOrder: r.p.Queries,
+		Interval:   fmtDur(r.p.Interval),
 	}
 	if r.ready >= 0 && r.last != nil {
 		n := r.ready

@@ -69,7 +69,7 @@ func WriteTable(w io.Writer, p *policy.Policy, ticks []Tick) error {
 // WriteSVG draws the replay: query values (right axis, dashed), desired and replicas
 // (left axis) over time.
 func WriteSVG(w io.Writer, p *policy.Policy, ticks []Tick) error {
-	c := chart.Chart{Title: "simulate: " + p.Name, XLabel: "seconds from start", Width: 900, Height: 320}
+	c := chart.Chart{Title: "simulate: " + p.Name, XLabel: "time from start", Width: 900, Height: 320, XFormat: chart.Seconds}
 	desired := chart.Series{Name: "desired", Step: true}
 	replicas := chart.Series{Name: "replicas", Step: true}
 	queries := make([]chart.Series, len(p.Queries))
