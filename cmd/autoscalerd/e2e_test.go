@@ -380,6 +380,19 @@ func TestPauseResume(t *testing.T) {
 	}
 	post("/v1/policies/e2e/resume")
 	d.waitFor("scale up after resume", 10*time.Second, func() bool { return d.policy("e2e").Current == 5 })
+
+	// The status page shows the card, the last reason and a chart with the query's line.
+	resp, err := http.Get("http://" + d.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"<h2>e2e", "depth=50 → ceil(50 / 10)=5", "<svg", ">depth</text>", ">replicas</text>", ">desired</text>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
 }
 
 // TestExitCodes checks the CLI contract of SPEC §1.
