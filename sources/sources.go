@@ -36,6 +36,15 @@ type Deps struct {
 	Global *configs.Config
 }
 
+// Log returns the source's logger, or one that discards when the caller gave none (a
+// one-off read in validate or a test).
+func (d Deps) Log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
 type kind struct {
 	sample string
 	build  func(cfg any, deps Deps) (Source, error)

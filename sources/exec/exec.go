@@ -90,10 +90,7 @@ type source struct {
 
 // New returns the source for cfg. It does no I/O: the program is looked up when it runs.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Log()
 	s := &source{argv: cfg.Command, dir: cfg.Dir, env: os.Environ(), log: log}
 	names := make([]string, 0, len(cfg.Env))
 	for name := range cfg.Env {

@@ -92,10 +92,7 @@ type source struct {
 
 // New returns the source for cfg. It does no I/O.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Log()
 	ep := httpsrc.Endpoint{
 		Method: http.MethodGet,
 		URL:    strings.TrimRight(cfg.URL, "/") + "/api/v1/tenants/" + url.PathEscape(cfg.TenantID) + "/task-stats",

@@ -147,10 +147,7 @@ type source struct {
 // New returns the source for cfg. It opens nothing: the connection is made on the first
 // Value and shared with every query that names the same servers and credentials.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Log()
 	shared := deps.Shared
 	if shared == nil { // a caller that shares nothing (a one-off read) still gets a working source
 		shared = sources.NewShared()

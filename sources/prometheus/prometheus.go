@@ -99,12 +99,9 @@ type source struct {
 // New returns the source for cfg. The HTTP client is built on first use, so that
 // `validate` reads no CA file and opens no connection.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	s := &source{cfg: cfg, where: "<unparseable address>", logger: deps.Logger}
+	s := &source{cfg: cfg, where: "<unparseable address>", logger: deps.Log()}
 	if u, err := url.Parse(cfg.Address); err == nil {
 		s.where = redactURL(u)
-	}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
 }

@@ -117,10 +117,7 @@ type source struct {
 // New returns the source for cfg. It does no I/O: the client dials on the first Value
 // and is shared by every query that talks to the same frontend with the same credentials.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Log()
 	types := make([]enumspb.TaskQueueType, 0, len(cfg.Types))
 	for _, t := range cfg.Types {
 		types = append(types, taskQueueTypes[t])
