@@ -511,13 +511,7 @@ func TestComposeCrashLoop(t *testing.T) {
 	c := testenv.Docker(t)
 	img := testenv.WorkerImage(t, c)
 	project := projectName("asccrash")
-	testenv.ComposeProject(t, project, fmt.Sprintf(`version: "2.4"
-services:
-  worker:
-    image: %s
-    command: ["get", "http://127.0.0.1:1/"]
-    restart: always
-`, img))
+	v2Project(t, project, "--restart", "always", img, "get", "http://127.0.0.1:1/")
 	tg := newTarget(t, project, "worker")
 	for range 6 {
 		if err := tg.Scale(context.Background(), 2, targets.Reason{}); err != nil {
@@ -538,6 +532,27 @@ func TestComposeV2Names(t *testing.T) {
 	img := testenv.WorkerImage(t, c)
 	project := projectName("ascv2")
 	net := project + "_default"
+	v2Project(t, project, img)
+	tg := newTarget(t, project, "worker")
+	mustScale(t, tg, 3)
+	cs := serviceContainers(t, c, project, "worker")
+	for i, ctr := range cs {
+		name := fmt.Sprintf("%s-worker-%d", project, i+1)
+		if trimSlash(ctr.Name) != name {
+			t.Errorf("container %d is %s, want %s", i+1, ctr.Name, name)
+		}
+		if !containsAll(ctr.NetworkSettings.Networks[net].Aliases, name, "worker") {
+			t.Errorf("%s: aliases %v, want %s and worker", name, ctr.NetworkSettings.Networks[net].Aliases, name)
+		}
+	}
+}
+
+// v2Project lays out a project the way compose v2 does (there is no v2 CLI here, and
+// docker-compose v1 is slow to start): a network and worker replica 1, named and labelled
+// as v2 names and labels them. runArgs end with the image and its arguments.
+func v2Project(t *testing.T, project string, runArgs ...string) {
+	t.Helper()
+	net := project + "_default"
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
@@ -552,22 +567,9 @@ func TestComposeV2Names(t *testing.T) {
 		_ = exec.Command("docker", "network", "rm", net).Run()
 	})
 	run("network", "create", "--label", "com.docker.compose.network=default", "--label", labelProject+"="+project, net)
-	run("run", "-d", "--name", project+"-worker-1", "--network", net,
-		"--network-alias", project+"-worker-1", "--network-alias", "worker",
-		"--label", labelProject+"="+project, "--label", labelService+"=worker",
-		"--label", labelOneoff+"=False", "--label", labelNumber+"=1",
-		"--label", "com.docker.compose.config-hash=v2hash", img)
-
-	tg := newTarget(t, project, "worker")
-	mustScale(t, tg, 3)
-	cs := serviceContainers(t, c, project, "worker")
-	for i, ctr := range cs {
-		name := fmt.Sprintf("%s-worker-%d", project, i+1)
-		if trimSlash(ctr.Name) != name {
-			t.Errorf("container %d is %s, want %s", i+1, ctr.Name, name)
-		}
-		if !containsAll(ctr.NetworkSettings.Networks[net].Aliases, name, "worker") {
-			t.Errorf("%s: aliases %v, want %s and worker", name, ctr.NetworkSettings.Networks[net].Aliases, name)
-		}
-	}
+	run(append([]string{"run", "-d", "--name", project + "-worker-1", "--network", net,
+		"--network-alias", project + "-worker-1", "--network-alias", "worker",
+		"--label", labelProject + "=" + project, "--label", labelService + "=worker",
+		"--label", labelOneoff + "=False", "--label", labelNumber + "=1",
+		"--label", "com.docker.compose.config-hash=v2hash"}, runArgs...)...)
 }
