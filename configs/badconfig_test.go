@@ -3,6 +3,7 @@ package configs_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,5 +229,22 @@ func TestOverridePositions(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestYAMLErrorInLongFile: the misindented line is found in a long file too, where the
+// enclosing block (policies:) starts thousands of lines above it.
+func TestYAMLErrorInLongFile(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "  - name: w%d\n    target:\n      process:\n        command: [/usr/local/bin/worker, %q]\n    max: 10\n    replicas: \"1\"\n", i, fmt.Sprint(i))
+	}
+	b.WriteString("  - name: last\n    max: 10\n   replicas: \"1\"\n")
+	line := strings.Count(b.String(), "\n")
+	_, err := configs.Parse("long.yaml", []byte(b.String()), configs.Options{LookupEnv: lookupTestEnv})
+	want := fmt.Sprintf("long.yaml:%d:4: invalid YAML: did not find expected '-' indicator: check this line", line)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s...", err, want)
 	}
 }

@@ -188,27 +188,37 @@ func yamlError(file string, data []byte, err error) (Pos, string) {
 // parsing with the same problem as the whole file: for indentation mistakes that is the
 // misindented line, while yaml.v3 names only the start of the block around it. It returns
 // that line and the column of its first character.
+//
+// The parser stops at the first bad token, so every prefix that reaches the bad line fails
+// the same way and shorter ones (nearly always) do not: a binary search over prefix
+// lengths finds the line in a dozen parses, even in a long file.
 func badIndentLine(data []byte, from int, problem string) (int, int, bool) {
 	lines := splitLines(data)
-	if len(lines) > 5000 {
-		return 0, 0, false // quadratic; a config file is never this long
-	}
-	for k := max(from, 1); k <= len(lines); k++ {
+	fails := func(k int) bool {
 		var n yaml.Node
 		err := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "\n"))).Decode(&n)
 		if err == nil {
-			continue
+			return false
 		}
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if rest, ok := strings.CutPrefix(msg, "line "); ok {
 			_, msg, _ = strings.Cut(rest, ": ")
 		}
-		if msg == problem {
-			text := lines[k-1]
-			return k, len(text) - len(strings.TrimLeft(text, " ")) + 1, true
+		return msg == problem
+	}
+	lo, hi := max(from, 1)-1, len(lines) // fails(lo) is taken as false, fails(hi) must be true
+	if !fails(hi) {
+		return 0, 0, false
+	}
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return 0, 0, false
+	text := lines[hi-1]
+	return hi, len(text) - len(strings.TrimLeft(text, " ")) + 1, true
 }
 
 // decodePolicies decodes a list of policies, each starting from the inherited defaults.
