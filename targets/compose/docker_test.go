@@ -573,3 +573,24 @@ func v2Project(t *testing.T, project string, runArgs ...string) {
 		"--label", labelOneoff + "=False", "--label", labelNumber + "=1",
 		"--label", "com.docker.compose.config-hash=v2hash"}, runArgs...)...)
 }
+
+// TestComposeNameTaken: a container outside the service already has the next replica's
+// name; the clone takes the number after it.
+func TestComposeNameTaken(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	project := projectName("asctaken")
+	v2Project(t, project, img)
+	squatter := project + "-worker-2"
+	if out, err := exec.Command("docker", "create", "--name", squatter, img).CombinedOutput(); err != nil {
+		t.Fatalf("docker create: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", squatter).Run() })
+
+	tg := newTarget(t, project, "worker")
+	mustScale(t, tg, 2)
+	cs := serviceContainers(t, c, project, "worker")
+	if got := trimSlash(cs[1].Name); got != project+"-worker-3" || cs[1].Config.Labels[labelNumber] != "3" {
+		t.Fatalf("clone is %s number %s, want %s-worker-3 number 3", got, cs[1].Config.Labels[labelNumber], project)
+	}
+}
