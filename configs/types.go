@@ -96,14 +96,32 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 // UnmarshalConfig implements Unmarshaler.
 func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 	if n.Kind == yaml.MappingNode {
-		var ref struct {
-			File string `yaml:"file" required:"true"`
+		// Decoded by hand: "unknown key" plus "missing required key" would be two
+		// messages for one mistake, neither saying what a secret looks like.
+		const form = `a secret is a string (such as "${TOKEN}") or { file: /run/secrets/name }`
+		keys, vals, _ := d.MappingKeys(n, path)
+		var fileNode *yaml.Node
+		for i, k := range keys {
+			if k.Value == "file" {
+				fileNode = vals[i]
+				continue
+			}
+			d.Errorf(k, path, "unknown key %q%s: %s", k.Value, didYouMean(k.Value, []string{"file"}), form)
 		}
-		d.Decode(n, path, &ref)
-		if ref.File == "" {
+		if fileNode == nil {
+			if len(keys) == 0 {
+				d.Errorf(n, path, "is empty: %s", form)
+			}
 			return
 		}
-		file := ref.File
+		var file string
+		d.Decode(fileNode, JoinPath(path, "file"), &file)
+		if file == "" {
+			if !d.Failed(JoinPath(path, "file")) {
+				d.Errorf(fileNode, JoinPath(path, "file"), "must name the file that holds the secret")
+			}
+			return
+		}
 		if !filepath.IsAbs(file) {
 			// Like policy_dir: relative to the file that names it, not to wherever the
 			// daemon happens to start (systemd starts it in /).
@@ -111,7 +129,7 @@ func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			d.Errorf(n, JoinPath(path, "file"), "cannot read secret: %v", err)
+			d.Errorf(fileNode, JoinPath(path, "file"), "cannot read secret: %v", err)
 			return
 		}
 		s.value, s.file = strings.TrimRight(string(b), "\r\n"), file
