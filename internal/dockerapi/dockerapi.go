@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,11 @@ func Host(global *configs.Config) string {
 func New(host string) (*client.Client, error) {
 	if host == "" {
 		host = os.Getenv(client.EnvOverrideHost)
+	}
+	if strings.HasPrefix(host, "ssh://") {
+		// The docker CLI runs `ssh ... docker system dial-stdio` for these; the API
+		// client cannot.
+		return nil, fmt.Errorf("docker: host %s: ssh:// is not supported; forward the engine's socket (ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST) and use unix:///tmp/docker.sock, or tcp:// with TLS", Describe(host))
 	}
 	// The Engine API client drops user info from tcp:// hosts, so a password there would
 	// be sent nowhere, yet printed in every connection error. Refuse it, redacted.

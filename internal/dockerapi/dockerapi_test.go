@@ -23,6 +23,7 @@ func TestNew(t *testing.T) {
 		{host: "tcp://admin:s3cret@10.0.0.1:2376", wantErr: "docker: host tcp://admin:xxxxx@10.0.0.1:2376: credentials in the Docker host address are not supported"},
 		{env: "tcp://admin:s3cret@10.0.0.1:2376", wantErr: "tcp://admin:xxxxx@10.0.0.1:2376"},
 		{host: "tcp://s3cret@10.0.0.1:2376", wantErr: "tcp://xxxxx@10.0.0.1:2376"},
+		{host: "ssh://deploy@build-1", wantErr: "docker: host ssh://xxxxx@build-1: ssh:// is not supported; forward the engine's socket"},
 		{host: "bogus", wantErr: "docker: client for bogus"},
 	} {
 		t.Run(tc.host+tc.env, func(t *testing.T) {
