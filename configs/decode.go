@@ -174,23 +174,16 @@ func (d *Decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 		v.Set(s)
 	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			d.Errorf(n, path, "expected a mapping, got %s", describe(n))
+		keys, vals, ok := d.MappingKeys(n, path)
+		if !ok {
 			return
 		}
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
-		seen := map[string]*yaml.Node{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := resolve(n.Content[i]), n.Content[i+1]
-			if first, dup := seen[k.Value]; dup {
-				d.Errorf(k, path, "duplicate key %q (first at line %d)", k.Value, first.Line)
-				continue
-			}
-			seen[k.Value] = k
+		for i, k := range keys {
 			elem := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, JoinPath(path, k.Value), elem)
+			d.decode(vals[i], JoinPath(path, k.Value), elem)
 			v.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), elem)
 		}
 	case reflect.String:
@@ -265,15 +258,11 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 	fields := structFields(v.Type())
-	seen := map[string]*yaml.Node{}
+	keys, vals, _ := d.MappingKeys(n, path)
+	seen := make(map[string]bool, len(keys))
 	suggested := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := resolve(n.Content[i]), n.Content[i+1]
-		if first, dup := seen[k.Value]; dup {
-			d.Errorf(k, path, "duplicate key %q (first at line %d)", k.Value, first.Line)
-			continue
-		}
-		seen[k.Value] = k
+	for i, k := range keys {
+		seen[k.Value] = true
 		f, ok := fields.byName[k.Value]
 		if !ok {
 			hint, best := suggest(k.Value, fields.names)
@@ -281,12 +270,12 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 			d.Errorf(k, path, "unknown key %q%s", k.Value, hint)
 			continue
 		}
-		d.decode(val, JoinPath(path, k.Value), v.FieldByIndex(f.index))
+		d.decode(vals[i], JoinPath(path, k.Value), v.FieldByIndex(f.index))
 	}
 	for _, name := range fields.names {
 		f := fields.byName[name]
 		// A misspelt required key is one mistake: "did you mean" already names it.
-		if _, ok := seen[name]; f.required && !ok && !suggested[name] {
+		if f.required && !seen[name] && !suggested[name] {
 			d.Errorf(n, path, "missing required key %q", name)
 		}
 	}
