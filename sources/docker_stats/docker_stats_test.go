@@ -140,9 +140,9 @@ services:
 		service, resource string
 		lo, hi            float64
 	}{
-		{"busy", "cpu", 10, 250},
-		{"limited", "cpu", 10, 130}, // of its 0.5 CPU limit: at most ~100
-		{"idle", "cpu", 0, 3},
+		{"busy", "cpu", 5, 250},
+		{"limited", "cpu", 5, 130}, // of its 0.5 CPU limit: at most ~100
+		{"idle", "cpu", 0, 2},
 		{"busy", "memory", 0.000001, 5},
 		{"idle", "memory", 0.000001, 5},
 	} {
