@@ -282,6 +282,15 @@ func TestComposeScale(t *testing.T) {
 	if got := cs[1].Config.Labels[labelNumber]; got != "2" {
 		t.Errorf("the clone after scaling down has number %s, want 2 (numbers are reused from the top)", got)
 	}
+
+	// docker-compose takes the clone for one of its own: up with the same count keeps it.
+	testenv.Compose(t, dir, project, "up", "-d", "--scale", "worker=2")
+	after := checkReplicas(t, c, dir, project, "_", 2, 0)
+	for i := range after {
+		if after[i].ID != cs[i].ID {
+			t.Errorf("docker-compose up recreated %s", cs[i].Name)
+		}
+	}
 }
 
 func containsAll(have []string, want ...string) bool {
