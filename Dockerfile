@@ -22,8 +22,10 @@ RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/autoscalerd/autoscalerd/cli.version=${VERSION} -X github.com/autoscalerd/autoscalerd/cli.commit=${COMMIT}" \
       -o /out/usr/local/bin/autoscalerd ./cmd/autoscalerd
 # The final stage has no shell, so its files are laid out here: a passwd entry for the
-# non-root user (some libraries look the uid up), and the state and config directories.
+# non-root user (some libraries look the uid up), the state and config directories, and
+# a /tmp (the built-in demo keeps its state there).
 RUN mkdir -p /out/etc/ssl/certs /out/etc/autoscalerd /state \
+ && mkdir -m 1777 /out/tmp \
  && cp /etc/ssl/certs/ca-certificates.crt /out/etc/ssl/certs/ \
  && echo 'autoscalerd:x:65532:65532:autoscalerd:/var/lib/autoscalerd:/sbin/nologin' > /out/etc/passwd \
  && echo 'autoscalerd:x:65532:' > /out/etc/group
