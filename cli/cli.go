@@ -130,7 +130,8 @@ func (a *app) findConfig() (string, error) {
 // load reads and compiles a configuration file, and builds (without I/O) every source and
 // target so that references are resolved.
 func (a *app) load(path string) (*configs.Config, []*policy.Policy, error) {
-	cfg, err := configs.Load(path, configs.Options{Override: a.override})
+	// Compile during the load too, so that expression mistakes come out with all the others.
+	cfg, err := configs.Load(path, configs.Options{Override: a.override, Compile: policy.Check})
 	if err != nil {
 		return nil, nil, err
 	}

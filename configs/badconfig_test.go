@@ -40,11 +40,11 @@ func lookupTestEnv(k string) (string, bool) {
 	return v, ok
 }
 
-// validate loads a file the way `autoscalerd validate` does (configs.Load, then
-// policy.Compile) and returns the error it would print, or nil.
+// validate loads a file the way `autoscalerd validate` does (configs.Load compiling each
+// policy on the way, then policy.Compile) and returns the error it would print, or nil.
 func validate(t *testing.T, path string) error {
 	t.Helper()
-	cfg, err := configs.Load(path, configs.Options{LookupEnv: lookupTestEnv})
+	cfg, err := configs.Load(path, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
 	if err == nil {
 		_, err = policy.Compile(cfg)
 	}
@@ -246,5 +246,34 @@ func TestYAMLErrorInLongFile(t *testing.T) {
 	want := fmt.Sprintf("long.yaml:%d:4: invalid YAML: did not find expected '-' indicator: check this line", line)
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v\nwant %s...", err, want)
+	}
+}
+
+// TestAllErrorsAtOnce: expression mistakes come out with the file's other mistakes (SPEC
+// §1: all at once), but a policy whose own settings failed to decode is not compiled, so
+// a query lost to a typo does not also show up as an unknown name.
+func TestAllErrorsAtOnce(t *testing.T) {
+	const file = `defaults:
+  interval: 15
+policies:
+  - name: a
+    target: { process: { command: [/bin/a] } }
+    max: 3
+    queries:
+      queued: { file: { path: /q } }
+    replicas: ceil(queud / 10)
+  - name: b
+    target: { process: { command: [/bin/b] } }
+    max: 3
+    queries:
+      queued: { fiel: { path: /q } }
+    replicas: ceil(queued / 10)
+`
+	_, err := configs.Parse("all.yaml", []byte(file), configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
+	want := `all.yaml:2:13: defaults.interval: "15" is not a duration (use 15s)
+all.yaml:9:20: policies[0].replicas: unknown name queud (did you mean "queued"?): the expression can use this policy's queries (queued), current, min and max
+all.yaml:14:17: policies[1].queries.queued: unknown query kind "fiel" (want one of docker_stats, exec, file, hatchet, http, nats, postgres, prometheus, rabbitmq, redis, temporal) (did you mean "file"?)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
 	}
 }

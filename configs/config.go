@@ -157,7 +157,8 @@ type Policy struct {
 	Pos  Pos    `yaml:"-"`
 	Path string `yaml:"-"`
 
-	namePos Pos // where the name's value is, for duplicate names
+	namePos Pos  // where the name's value is, for duplicate names
+	decoded bool // decoded without error, so Options.Compile may look at it
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)

@@ -32,7 +32,7 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := configs.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv})
+		cfg, err := configs.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
 		if err == nil {
 			_, err = policy.Compile(cfg)
 		}

@@ -37,6 +37,11 @@ type Options struct {
 	// (keys: listen, state_dir, log.level, log.format, policy_dir, docker.host, api_token,
 	// scale_concurrency). It wins over the file.
 	Override func(key string) (string, bool)
+	// Compile, when set, compiles a policy's expressions during the load, so that their
+	// mistakes are reported together with every other one instead of after the others are
+	// fixed. It sees only policies that decoded without error: compiling against a query
+	// that failed to decode would only add follow-on errors.
+	Compile func(*Policy) Errors
 }
 
 // OverrideKeys are the daemon settings that flags and AUTOSCALERD_* variables can set.
@@ -89,6 +94,13 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		loadPolicyDir(cfg, opts, at("policy_dir"), &errs)
 	}
 	crossCheck(cfg, at, d.Failed("api_token"), &errs)
+	if opts.Compile != nil {
+		for _, p := range cfg.Policies {
+			if p.decoded {
+				errs = append(errs, opts.Compile(p)...)
+			}
+		}
+	}
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
@@ -245,7 +257,9 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 
 func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Policy {
 	p := &Policy{Tuning: defaults.Tuning, Min: 1, Pos: d.Pos(resolve(n)), Path: path}
+	before := len(*d.errs)
 	d.Decode(n, path, p)
+	p.decoded = len(*d.errs) == before
 	p.namePos = d.pos[JoinPath(path, "name")]
 	for _, q := range p.Queries {
 		if q.Timeout == 0 {
