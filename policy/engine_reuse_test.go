@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -47,15 +48,7 @@ func TestReloadKeepsTargetWhenOnlyPositionsMove(t *testing.T) {
 	if moved.target != first.target {
 		t.Error("a reload that only moved the policy built a new target")
 	}
-	changed := apply(`policies:
-  - name: w
-    target: { process: { command: [/bin/sleep, "7200"] } }
-    max: 2
-    dry_run: true
-    queries:
-      q: { file: { path: /dev/null } }
-    replicas: q
-`)
+	changed := apply(strings.Replace(policy, `"3600"`, `"7200"`, 1))
 	if changed.target == moved.target {
 		t.Error("a reload that changed the target's command kept the old target")
 	}
