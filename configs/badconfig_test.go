@@ -209,6 +209,8 @@ func TestOverridePositions(t *testing.T) {
 			`test.yaml:2:9: listen: "0.0.0.0:9090" is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload`},
 		{"scale_concurrency from a flag", "scale_concurrency: 2\n", map[string]string{"scale_concurrency": "0"},
 			"(flags or environment): scale_concurrency: must be at least 1"},
+		{"scale_concurrency not a number", "", map[string]string{"scale_concurrency": "four"},
+			`(flags or environment): scale_concurrency: "four" is not a whole number`},
 		{"log level from a flag", "", map[string]string{"log.level": "loud"},
 			`(flags or environment): log.level: "loud" is not a log level (use debug, info, warn or error)`},
 	}
