@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -165,5 +166,36 @@ services:
 	})
 	if shared.Len() != 0 {
 		t.Errorf("%d shared clients left open after every source was closed", shared.Len())
+	}
+}
+
+// TestBuildsWithComposeTarget builds a policy's target and query as the daemon (and
+// `autoscalerd validate`) do, without touching an engine.
+func TestBuildsWithComposeTarget(t *testing.T) {
+	cfg, err := configs.Parse("a.yaml", []byte(`docker: { host: "tcp://127.0.0.1:1" }
+policies:
+  - name: p
+    max: 3
+    target:
+      compose: { project: shop, service: worker }
+    queries:
+      cpu:
+        docker_stats: { resource: cpu }
+    replicas: ceil(current * cpu / 60)
+`), configs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Policies[0]
+	tg, err := targets.New(p.Target, targets.Deps{Policy: p.Name, Global: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sources.New(p.Queries[0], sources.Deps{Policy: p.Name, Target: tg, Global: cfg, Shared: sources.NewShared()})
+	if err != nil {
+		t.Fatalf("docker_stats with a compose target: %v", err)
+	}
+	if err := sources.Close(src); err != nil {
+		t.Fatal(err)
 	}
 }
