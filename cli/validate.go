@@ -31,13 +31,13 @@ func (a *app) validateCmd() *cobra.Command {
 			for _, pc := range cfg.Policies {
 				t, err := targets.New(pc.Target, targets.Deps{Policy: pc.Name, Global: cfg})
 				if err != nil {
-					errs.Add(pc.Target.Pos, pc.Path+".target", "%v", err)
+					errs.Add(pc.Target.Pos, configs.JoinPath(pc.Path, "target"), "%v", err)
 					continue
 				}
 				for _, q := range pc.Queries {
 					s, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: t, Global: cfg})
 					if err != nil {
-						errs.Add(q.Pos, pc.Path+".queries."+q.Name, "%v", err)
+						errs.Add(q.Pos, configs.JoinPath(pc.Path, "queries."+q.Name), "%v", err)
 						continue
 					}
 					_ = sources.Close(s)

@@ -16,13 +16,8 @@ import (
 	"github.com/autoscalerd/autoscalerd/targets/nomad"
 
 	// Every kind an operator can write, so each kind's own checks are in the corpus.
-	// compose, swarm and docker_stats are listed on their own while sources/all and
-	// targets/all do not import them yet.
 	_ "github.com/autoscalerd/autoscalerd/sources/all"
-	_ "github.com/autoscalerd/autoscalerd/sources/docker_stats"
 	_ "github.com/autoscalerd/autoscalerd/targets/all"
-	_ "github.com/autoscalerd/autoscalerd/targets/compose"
-	_ "github.com/autoscalerd/autoscalerd/targets/swarm"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err with the messages the code prints now")
