@@ -54,6 +54,10 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 		return t.errorf("no container to clone; create the service once with `docker compose up -d %s` (compose project %q)", t.cfg.Service, t.cfg.Project)
 	}
 	if n == len(live) && (len(stopped) == 0 || n == 0 && len(stopped) == 1) {
+		if restarting := countRestarting(live); restarting > 0 {
+			// Status counted only the running ones; the rest come back by themselves.
+			return t.errorf("%w: %d of %d replicas are being restarted by the engine (restart policy); not adding more", targets.ErrNoop, restarting, n)
+		}
 		return nil
 	}
 	start := time.Now()
@@ -67,6 +71,16 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	}
 	t.log.Info("scaled", "from", len(live), "to", n, "took", time.Since(start).Round(time.Millisecond), "policy", why.Policy)
 	return nil
+}
+
+func countRestarting(rs []replica) int {
+	n := 0
+	for _, r := range rs {
+		if r.state == container.StateRestarting {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *Target) scaleUp(ctx context.Context, c api, all, live, stopped []replica, n int) error {
