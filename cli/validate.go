@@ -3,9 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/sources"
-	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -27,25 +25,7 @@ func (a *app) validateCmd() *cobra.Command {
 				return &exitError{code: exitInvalid, err: err}
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
-			var errs configs.Errors
-			for _, pc := range cfg.Policies {
-				t, err := targets.New(pc.Target, targets.Deps{Policy: pc.Name, Global: cfg})
-				if err != nil {
-					errs.Add(pc.Target.Pos, configs.JoinPath(pc.Path, "target"), "%v", err)
-					continue
-				}
-				for _, q := range pc.Queries {
-					s, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: t, Global: cfg})
-					if err != nil {
-						errs.Add(q.Pos, configs.JoinPath(pc.Path, "queries."+q.Name), "%v", err)
-						continue
-					}
-					_ = sources.Close(s)
-				}
-				if c, ok := t.(targets.Closer); ok {
-					_ = c.Close(cmd.Context())
-				}
-			}
+			errs := policy.Resolve(cmd.Context(), cfg)
 			if err := errs.Err(); err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}

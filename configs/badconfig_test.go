@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,13 +36,17 @@ func lookupTestEnv(k string) (string, bool) {
 	return v, ok
 }
 
-// validate loads a file the way `autoscalerd validate` does (configs.Load compiling each
-// policy on the way, then policy.Compile) and returns the error it would print, or nil.
+// validate checks a file the way `autoscalerd validate` does (configs.Load compiling each
+// policy on the way, policy.Compile, policy.Resolve) and returns the error it would print,
+// or nil.
 func validate(t *testing.T, path string) error {
 	t.Helper()
 	cfg, err := configs.Load(path, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
 	if err == nil {
 		_, err = policy.Compile(cfg)
+	}
+	if err == nil {
+		err = policy.Resolve(context.Background(), cfg).Err()
 	}
 	if err == nil {
 		return nil
