@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // FuzzLoad feeds arbitrary bytes to the loader, with every kind registered. Whatever the
 // input, loading must not panic, and every mistake must come back as a configs.Errors
 // entry that names its file, with a line inside the file when it has one. What loads
-// must compile or fail the same way.
+// must compile and build (policy.Resolve, as validate does) or fail the same way.
 //
 //	go test -run '^$' -fuzz FuzzLoad -fuzztime 3m ./configs/
 func FuzzLoad(f *testing.F) {
@@ -35,6 +36,10 @@ func FuzzLoad(f *testing.F) {
 		cfg, err := configs.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
 		if err == nil {
 			_, err = policy.Compile(cfg)
+		}
+		if err == nil {
+			// Building every plugin from what loaded must not panic either.
+			err = policy.Resolve(context.Background(), cfg).Err()
 		}
 		if err == nil {
 			return
