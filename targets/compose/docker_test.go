@@ -166,7 +166,10 @@ func startV1(t *testing.T, prefix string) (c *client.Client, project, dir string
 	img := testenv.WorkerImage(t, c)
 	project = projectName(prefix)
 	dir = testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	return c, project, dir, newTarget(t, project, "worker")
+	tg = newTarget(t, project, "worker")
+	// The worker has an anonymous volume (/data): removed replicas take theirs along.
+	tg.cfg.RemoveVolumes = true
+	return c, project, dir, tg
 }
 
 // TestComposeScale drives a docker-compose v1 project 1→5→0→2 and checks what compose and
@@ -268,6 +271,16 @@ func TestComposeScale(t *testing.T) {
 		}
 	}
 	cs = checkReplicas(t, c, dir, project, "_", 0, 1)
+	// remove_volumes: the removed replicas' anonymous volumes are gone, the template's stays.
+	for vol, owner := range volumes {
+		_, err := c.VolumeInspect(context.Background(), vol, client.VolumeInspectOptions{})
+		switch kept := err == nil; {
+		case owner == tmpl.Name && !kept:
+			t.Errorf("the template's volume %s was removed: %v", vol, err)
+		case owner != tmpl.Name && kept:
+			t.Errorf("volume %s of the removed %s is still there", vol, owner)
+		}
+	}
 	if cs[0].ID != tmpl.ID {
 		t.Errorf("kept %s as the template, want the lowest number %s", cs[0].Name, tmpl.Name)
 	}

@@ -64,7 +64,7 @@ func TestDaemonDrivesCompose(t *testing.T) {
 policies:
   - name: workers
     target:
-      compose: { project: %s, service: worker }
+      compose: { project: %s, service: worker, remove_volumes: true }
     min: 1
     max: 4
     interval: 300ms
