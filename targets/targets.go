@@ -79,6 +79,15 @@ type Deps struct {
 	Global *configs.Config
 }
 
+// Log returns the target's logger, or one that discards when the caller gave none
+// (validate, tests).
+func (d Deps) Log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
 type kind struct {
 	sample string
 	build  func(cfg any, deps Deps) (Target, error)

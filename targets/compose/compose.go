@@ -94,10 +94,7 @@ type Target struct {
 
 // New returns the target for cfg. It does no I/O: the engine is contacted on first use.
 func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Log()
 	return &Target{
 		cfg:      *cfg,
 		cli:      dockerapi.NewLazy(dockerapi.Host(deps.Global)),
