@@ -59,6 +59,13 @@ type HA struct {
 	Nomad *HANomad `yaml:"nomad"`
 }
 
+// CheckConfig implements Checker: `ha: { nomad: }` must not silently mean "no HA".
+func (h *HA) CheckConfig(c *Check) {
+	if c.Has("nomad") && h.Nomad == nil {
+		c.Errorf("nomad", "is empty: give at least lock_path (e.g. { lock_path: autoscalerd/leader })")
+	}
+}
+
 // HANomad elects a leader through a Nomad Variables lock.
 type HANomad struct {
 	LockPath  string   `yaml:"lock_path" required:"true"`

@@ -148,7 +148,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *configs.Config, ps []*Policy) e
 func (e *Engine) newRunner(p *Policy, t targets.Target, cfg *configs.Config) (*runner, error) {
 	r := &runner{e: e, p: p, target: t, wake: make(chan struct{}, 1), log: e.log.With("policy", p.Name)}
 	for _, q := range p.Config.Queries {
-		src, err := sources.New(q, sources.Deps{Logger: r.log.With("query", q.Name), Policy: p.Name, Shared: e.shared, Target: t, Global: cfg})
+		src, err := sources.New(q, sources.Deps{Logger: r.log.With("query", q.Name), Policy: p.Name, Shared: e.shared, Target: t, TargetKind: p.Config.Target.Kind, Global: cfg})
 		if err != nil {
 			r.closeSources()
 			return nil, fmt.Errorf("policy %q: query %q (%s): %w", p.Name, q.Name, q.Kind, err)

@@ -21,7 +21,7 @@ func Resolve(ctx context.Context, cfg *configs.Config) configs.Errors {
 			continue
 		}
 		for _, q := range pc.Queries {
-			s, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: t, Global: cfg})
+			s, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: t, TargetKind: pc.Target.Kind, Global: cfg})
 			if err != nil {
 				errs.Add(q.Pos, configs.JoinPath(pc.Path, "queries."+q.Name), "%v", err)
 				continue

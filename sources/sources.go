@@ -30,8 +30,10 @@ type Deps struct {
 	Query  string
 	// Shared holds connections and pools shared across queries, policies and reloads.
 	Shared *Shared
-	// Target is the policy's target, for sources that look at its replicas (docker_stats).
-	Target any
+	// Target is the policy's target, for sources that look at its replicas (docker_stats),
+	// and TargetKind its kind ("compose"), for messages.
+	Target     any
+	TargetKind string
 	// Global is the daemon configuration (docker.host and the like).
 	Global *configs.Config
 }

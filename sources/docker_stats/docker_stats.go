@@ -66,7 +66,7 @@ type source struct {
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	r, ok := deps.Target.(Replicas)
 	if !ok {
-		return nil, fmt.Errorf("docker_stats: needs a compose or swarm target (this policy's target is %T)", deps.Target)
+		return nil, fmt.Errorf("docker_stats: needs a compose or swarm target to measure (this policy's target is %s)", deps.TargetKind)
 	}
 	shared := deps.Shared
 	if shared == nil {
