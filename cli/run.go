@@ -58,7 +58,7 @@ func (a *app) runDemo(ctx context.Context, opts daemon.Options) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	defer wait()
+	defer func() { cancel(); wait() }() // the queue server stops when ctx ends
 	self, err := os.Executable()
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}

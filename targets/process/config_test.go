@@ -171,7 +171,7 @@ policies:
     replicas: "1"
 `
 	_, err := configs.Parse("a.yaml", []byte(file), configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	const want = `a.yaml:8:13: policies[1].target: policy "b" drives the same target as policy "a" (process:["/bin/worker" "-q" "x"] in /srv/w); two policies may not drive one target`
+	const want = `a.yaml:8:13: policies[1].target: policy "b" drives the same target as policy "a" (process:["/bin/worker" "-q" "x"] in /srv/w, at a.yaml:4:13); two policies may not drive one target`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n got %v\nwant %s", err, want)
 	}
