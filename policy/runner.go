@@ -21,7 +21,7 @@ const (
 	scaleTimeout  = 5 * time.Minute
 	maxBackoff    = 5 * time.Minute
 	// saveEvery bounds how much window history a crash can lose; actions save at once.
-	saveEvery = 30 * time.Second
+	saveEvery = 2 * time.Minute
 	// minWakeGap keeps a storm of target events from turning into a storm of evaluations.
 	minWakeGap    = time.Second
 	keepDecisions = 64
@@ -47,6 +47,7 @@ type runner struct {
 
 	st           State
 	lastSave     time.Time
+	dirty        bool // state changed since the last save
 	backoff      int
 	backoffUntil time.Time
 	lastTick     time.Time
@@ -336,6 +337,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 	}
 
 	prev := r.st
+	before := r.st.summary()
 	r.st.Paused = r.paused.Load()
 	var d Decision
 	d, r.st = Decide(r.p, r.st, Inputs{Values: values, Current: status.Replicas}, now)
@@ -381,8 +383,17 @@ func (r *runner) tick(ctx, hard context.Context) {
 		}
 	}
 	r.record(d, status, values, lastErr)
-	if d.Action != Hold || prev.Paused != r.st.Paused || time.Since(r.lastSave) > saveEvery {
+	// A real action or a pause is saved at once: a restart must never shorten the
+	// cooldown it starts. Other changes (the windows' history, a dry-run action) are saved
+	// at most every saveEvery; a tick that changed nothing worth keeping writes nothing.
+	switch {
+	case (d.Action != Hold && !r.p.DryRun) || prev.Paused != r.st.Paused:
 		r.save()
+	case r.dirty || r.st.summary() != before || len(r.st.Samples) > 0:
+		r.dirty = true
+		if time.Since(r.lastSave) > saveEvery {
+			r.save()
+		}
 	}
 	if r.m != nil {
 		r.m.eval.Observe(time.Since(start).Seconds())
@@ -488,7 +499,7 @@ func (r *runner) save() {
 		r.log.Error("saving state", "err", err)
 		return
 	}
-	r.lastSave = time.Now()
+	r.lastSave, r.dirty = time.Now(), false
 }
 
 func (r *runner) setPaused(p bool) {

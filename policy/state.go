@@ -121,3 +121,23 @@ func (s *State) addSample(name string, now time.Time, v float64, keep, maxGap ti
 	}
 	s.Samples[name] = xs
 }
+
+// stateSummary is what tells whether a tick changed anything worth saving.
+type stateSummary struct {
+	lastAction time.Time
+	lastUp     time.Time
+	expected   int
+	known      bool
+	failures   int
+	paused     bool
+	recs       int
+	lastRec    Rec
+}
+
+func (s *State) summary() stateSummary {
+	sum := stateSummary{lastAction: s.LastAction, lastUp: s.LastUp, expected: s.Expected, known: s.Known, failures: s.Failures, paused: s.Paused, recs: len(s.Recs)}
+	if n := len(s.Recs); n > 0 {
+		sum.lastRec = s.Recs[n-1]
+	}
+	return sum
+}
