@@ -10,10 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/plugin"
 )
 
 // Source yields one number per evaluation. Value is called from one goroutine at a time
@@ -40,54 +40,33 @@ type Deps struct {
 
 // Log returns the source's logger, or one that discards when the caller gave none (a
 // one-off read in validate or a test).
-func (d Deps) Log() *slog.Logger {
-	if d.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return d.Logger
-}
+func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-type kind struct {
-	sample string
-	build  func(cfg any, deps Deps) (Source, error)
-}
-
-var (
-	mu    sync.RWMutex
-	kinds = map[string]kind{}
-)
+var kinds plugin.Registry[Deps, Source]
 
 // Register makes a query kind available. newConfig returns a fresh config with its
 // defaults; build turns a decoded, checked config into a Source without doing any I/O
 // (connections are opened lazily, so `validate` touches nothing). sample is the kind's
 // sample.conf, shown by its README and `autoscalerd sample`.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Source, error)) {
-	mu.Lock()
-	defer mu.Unlock()
-	kinds[name] = kind{sample: sample, build: func(cfg any, deps Deps) (Source, error) {
-		return build(cfg.(*C), deps)
-	}}
+	plugin.Add(&kinds, name, sample, build)
 	configs.RegisterSource(name, func() any { return newConfig() })
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	k, ok := kinds[name]
-	return k.sample, ok
-}
+func Sample(name string) (string, bool) { return kinds.Sample(name) }
+
+// Kinds lists the registered query kinds.
+func Kinds() []string { return kinds.Names() }
 
 // New builds the source for a query.
 func New(q *configs.Query, deps Deps) (Source, error) {
-	mu.RLock()
-	k, ok := kinds[q.Kind]
-	mu.RUnlock()
+	deps.Query = q.Name
+	src, err, ok := kinds.Build(q.Kind, q.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown query kind %q", q.Kind)
 	}
-	deps.Query = q.Name
-	return k.build(q.Config, deps)
+	return src, err
 }
 
 // Read asks src for one value within timeout and checks it: NaN, infinite and negative

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/plugin"
 )
 
 // Status is what a target reports about itself.
@@ -81,49 +81,28 @@ type Deps struct {
 
 // Log returns the target's logger, or one that discards when the caller gave none
 // (validate, tests).
-func (d Deps) Log() *slog.Logger {
-	if d.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return d.Logger
-}
+func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-type kind struct {
-	sample string
-	build  func(cfg any, deps Deps) (Target, error)
-}
-
-var (
-	mu    sync.RWMutex
-	kinds = map[string]kind{}
-)
+var kinds plugin.Registry[Deps, Target]
 
 // Register makes a target kind available. newConfig returns a fresh config with its
 // defaults (it must implement configs.Keyed); build makes the Target without I/O.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Target, error)) {
-	mu.Lock()
-	defer mu.Unlock()
-	kinds[name] = kind{sample: sample, build: func(cfg any, deps Deps) (Target, error) {
-		return build(cfg.(*C), deps)
-	}}
+	plugin.Add(&kinds, name, sample, build)
 	configs.RegisterTarget(name, func() any { return newConfig() })
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	k, ok := kinds[name]
-	return k.sample, ok
-}
+func Sample(name string) (string, bool) { return kinds.Sample(name) }
+
+// Kinds lists the registered target kinds.
+func Kinds() []string { return kinds.Names() }
 
 // New builds the target of a policy.
 func New(t configs.Target, deps Deps) (Target, error) {
-	mu.RLock()
-	k, ok := kinds[t.Kind]
-	mu.RUnlock()
+	tgt, err, ok := kinds.Build(t.Kind, t.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown target kind %q", t.Kind)
 	}
-	return k.build(t.Config, deps)
+	return tgt, err
 }

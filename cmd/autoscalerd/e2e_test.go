@@ -435,6 +435,15 @@ func TestExitCodes(t *testing.T) {
 	if c, out := code("version"); c != 0 || !regexp.MustCompile(`autoscalerd \S+ \(commit \S+, go1`).MatchString(out) {
 		t.Errorf("version: %d %q", c, out)
 	}
+	if c, out := code("sample"); c != 0 || !strings.Contains(out, "compose, nomad, process, swarm") {
+		t.Errorf("sample: %d %q", c, out)
+	}
+	if c, out := code("sample", "hatchet"); c != 0 || !strings.Contains(out, "hatchet:") {
+		t.Errorf("sample hatchet: %d %q", c, out)
+	}
+	if c, _ := code("sample", "kubernetes"); c != 2 {
+		t.Errorf("sample of an unknown kind: exit %d, want 2", c)
+	}
 	if c, _ := code("simulate", "-c", good, "--policy", "nope", "--trace", good); c != 2 {
 		t.Errorf("simulate of an unknown policy: exit %d, want 2", c)
 	}
