@@ -2,9 +2,13 @@
 package plugintest
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // ReadmeShowsSample fails the test unless README.md in the current directory contains
@@ -23,4 +27,32 @@ func ReadmeShowsSample(t *testing.T) {
 	if !strings.Contains(string(readme), block) {
 		t.Fatalf("README.md does not show sample.conf verbatim; paste it inside:\n%s", block)
 	}
+}
+
+// Value reads src once, as the engine would with a generous query timeout (10s).
+func Value(t testing.TB, src interface {
+	Value(context.Context) (float64, error)
+}) (float64, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return src.Value(ctx)
+}
+
+// SyncBuffer is a log sink a test reads while the code under test writes to it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

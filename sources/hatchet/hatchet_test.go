@@ -1,8 +1,6 @@
 package hatchet
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/autoscalerd/autoscalerd/internal/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -91,24 +88,6 @@ func decode(t *testing.T, text string, env map[string]string) (*Config, string) 
 	return cfg, ""
 }
 
-// syncBuffer is a log sink the test reads while the source writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func build(t *testing.T, text string, logs io.Writer) sources.Source {
 	t.Helper()
 	cfg, errs := decode(t, text, map[string]string{"HATCHET_TOKEN": token})
@@ -124,13 +103,6 @@ func build(t *testing.T, text string, logs io.Writer) sources.Source {
 	}
 	t.Cleanup(func() { _ = sources.Close(src) })
 	return src
-}
-
-func value(t *testing.T, src sources.Source) (float64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return src.Value(ctx)
 }
 
 func TestValue(t *testing.T) {
@@ -155,7 +127,7 @@ func TestValue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := hatchetServer(t, tt.prefix, tt.body)
 			src := build(t, "tenant_id: "+tenant+"\ntoken: ${HATCHET_TOKEN}\nurl: "+srv.URL+tt.prefix+"/\n"+tt.extra, nil)
-			got, err := value(t, src)
+			got, err := plugintest.Value(t, src)
 			if err != nil {
 				t.Fatalf("Value: %v", err)
 			}
@@ -215,7 +187,7 @@ func TestValueErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := hatchetServer(t, "", tt.body)
 			src := build(t, tt.config+"\nurl: "+srv.URL, nil)
-			_, err := value(t, src)
+			_, err := plugintest.Value(t, src)
 			if err == nil {
 				t.Fatal("Value succeeded, want an error")
 			}
@@ -242,11 +214,11 @@ func TestAbsentTaskLoggedOnce(t *testing.T) {
 		io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	logs := &syncBuffer{}
+	logs := &plugintest.SyncBuffer{}
 	src := build(t, "tenant_id: "+tenant+"\ntoken: ${HATCHET_TOKEN}\nurl: "+srv.URL+"\ntasks: [send-email, send-sms]", logs)
 	count := func() int { return strings.Count(logs.String(), "task=send-sms") }
 	for range 3 {
-		if v, err := value(t, src); err != nil || v != 150 {
+		if v, err := plugintest.Value(t, src); err != nil || v != 150 {
 			t.Fatalf("Value = %v, %v", v, err)
 		}
 	}
@@ -260,13 +232,13 @@ func TestAbsentTaskLoggedOnce(t *testing.T) {
 	mu.Lock()
 	body = `{"send-email": {"queued": {"total": 1}}, "send-sms": {"queued": {"total": 2}}}`
 	mu.Unlock()
-	if v, err := value(t, src); err != nil || v != 3 {
+	if v, err := plugintest.Value(t, src); err != nil || v != 3 {
 		t.Fatalf("Value = %v, %v", v, err)
 	}
 	mu.Lock()
 	body = `{}`
 	mu.Unlock()
-	if v, err := value(t, src); err != nil || v != 0 {
+	if v, err := plugintest.Value(t, src); err != nil || v != 0 {
 		t.Fatalf("Value = %v, %v", v, err)
 	}
 	if n := count(); n != 2 {
@@ -329,7 +301,7 @@ func TestTokenFromFile(t *testing.T) {
 	}
 	srv := hatchetServer(t, "", taskStats)
 	src := build(t, "tenant_id: "+tenant+"\ntoken: {file: "+f+"}\nurl: "+srv.URL+"\ntasks: [generate-report]", nil)
-	if v, err := value(t, src); err != nil || v != 3 {
+	if v, err := plugintest.Value(t, src); err != nil || v != 3 {
 		t.Fatalf("Value = %v, %v", v, err)
 	}
 }

@@ -64,13 +64,6 @@ func build(t *testing.T, text string, env map[string]string) sources.Source {
 	return src
 }
 
-func value(t *testing.T, src sources.Source) (float64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return src.Value(ctx)
-}
-
 // recorded is what the test server saw of the last request.
 type recorded struct {
 	method string
@@ -193,7 +186,7 @@ func TestValue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, rec := server(t, 200, tt.body)
 			src := build(t, "url: "+srv.URL+"/stats?queue=default\n"+tt.query, tt.env)
-			got, err := value(t, src)
+			got, err := plugintest.Value(t, src)
 			if err != nil {
 				t.Fatalf("Value: %v", err)
 			}
@@ -306,7 +299,7 @@ func TestValueErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, _ := server(t, tt.status, tt.body)
 			src := build(t, "url: "+srv.URL+"/stats"+tt.urlTail+"\n"+tt.query, env)
-			_, err := value(t, src)
+			_, err := plugintest.Value(t, src)
 			if err == nil {
 				t.Fatal("Value succeeded, want an error")
 			}
@@ -326,7 +319,7 @@ func TestUserinfoRedacted(t *testing.T) {
 	srv, rec := server(t, 500, "boom")
 	u := strings.Replace(srv.URL, "http://", "http://scaler:pa55word@", 1)
 	src := build(t, "url: "+u+"/s\nvalue: n", nil)
-	_, err := value(t, src)
+	_, err := plugintest.Value(t, src)
 	if err == nil || strings.Contains(err.Error(), "pa55word") || strings.Contains(err.Error(), "scaler") || !strings.Contains(err.Error(), "http://<redacted>@127.0.0.1") {
 		t.Fatalf("error = %v", err)
 	}
@@ -339,7 +332,7 @@ func TestUserinfoRedacted(t *testing.T) {
 func TestTransportErrorRedacted(t *testing.T) {
 	port := freePort(t) // nothing listens there
 	src := build(t, "url: http://u:pw-secret@127.0.0.1:"+port+"/s?token=tk-secret\nvalue: n", nil)
-	_, err := value(t, src)
+	_, err := plugintest.Value(t, src)
 	if err == nil {
 		t.Fatal("want a connection error")
 	}
@@ -361,11 +354,11 @@ func TestRedirects(t *testing.T) {
 	})
 
 	src := build(t, "url: "+srv.URL+"/old\nvalue: n\nheaders: {X-Api-Key: k3y-secret}", nil)
-	if v, err := value(t, src); err != nil || v != 1 {
+	if v, err := plugintest.Value(t, src); err != nil || v != 1 {
 		t.Errorf("same-host redirect: %v, %v", v, err)
 	}
 	src = build(t, "url: "+srv.URL+"/away\nvalue: n\nheaders: {X-Api-Key: k3y-secret}", nil)
-	_, err := value(t, src)
+	_, err := plugintest.Value(t, src)
 	if err == nil || !strings.Contains(err.Error(), "redirected to another host, "+other.URL+"/stats?token=<redacted>; set url to the address that answers") {
 		t.Fatalf("error = %v", err)
 	}
@@ -397,7 +390,7 @@ func TestBodyCap(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	src := build(t, "url: "+srv.URL+"\nvalue: n", nil)
-	_, err := value(t, src)
+	_, err := plugintest.Value(t, src)
 	if err == nil || !strings.Contains(err.Error(), "response is larger than 10 MiB") {
 		t.Fatalf("error = %v", err)
 	}
@@ -445,7 +438,7 @@ func TestConnectionReuse(t *testing.T) {
 		t.Fatalf("New opened a connection; build must do no I/O")
 	}
 	for range 5 {
-		if _, err := value(t, src); err != nil {
+		if _, err := plugintest.Value(t, src); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -489,7 +482,7 @@ func TestTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := build(t, "url: "+srv.URL+"\nvalue: n\n"+tt.tls, nil)
-			got, err := value(t, src)
+			got, err := plugintest.Value(t, src)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("Value: %v", err)
@@ -547,11 +540,11 @@ func TestClientCertificate(t *testing.T) {
 	write(caFile, "CERTIFICATE", srv.Certificate().Raw)
 
 	src := build(t, "url: "+srv.URL+"\nvalue: n\ntls: {ca_file: "+caFile+", cert_file: "+certFile+", key_file: "+keyFile+"}", nil)
-	if v, err := value(t, src); err != nil || v != 11 {
+	if v, err := plugintest.Value(t, src); err != nil || v != 11 {
 		t.Fatalf("with a client certificate: %v, %v", v, err)
 	}
 	src = build(t, "url: "+srv.URL+"\nvalue: n\ntls: {ca_file: "+caFile+"}", nil)
-	if _, err := value(t, src); err == nil {
+	if _, err := plugintest.Value(t, src); err == nil {
 		t.Fatal("the server requires a client certificate, but the request without one succeeded")
 	}
 }

@@ -30,13 +30,6 @@ func newSource(t *testing.T, shared *sources.Shared, dsn, query string) *source 
 	return src.(*source)
 }
 
-func value(t *testing.T, src sources.Source) (float64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return src.Value(ctx)
-}
-
 // seedSchema is the lease-based task table of the seed project (workers claim a task by
 // setting status=running, locked_by and a lease_timeout; expired leases are recovered).
 const seedSchema = `CREATE TABLE tasks (
@@ -92,7 +85,7 @@ func TestRealPostgres(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := value(t, newSource(t, shared, pg.DSN(), tc.query))
+			got, err := plugintest.Value(t, newSource(t, shared, pg.DSN(), tc.query))
 			if tc.wantErr == "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -113,10 +106,10 @@ func TestRealPostgres(t *testing.T) {
 		shared := sources.NewShared()
 		queued := newSource(t, shared, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'queued'`)
 		expired := newSource(t, shared, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'running' AND lease_timeout < now()`)
-		if _, err := value(t, queued); err != nil {
+		if _, err := plugintest.Value(t, queued); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := value(t, expired); err != nil {
+		if _, err := plugintest.Value(t, expired); err != nil {
 			t.Fatal(err)
 		}
 		pool, _ := queued.connect()
@@ -124,7 +117,7 @@ func TestRealPostgres(t *testing.T) {
 			t.Fatalf("two queries with one DSN use %d pools", shared.Len())
 		}
 		queued.Close()
-		if got, err := value(t, expired); err != nil || got != 2 || shared.Len() != 1 {
+		if got, err := plugintest.Value(t, expired); err != nil || got != 2 || shared.Len() != 1 {
 			t.Fatalf("after closing one query, the other got %g, %v with %d pools; want 2 with 1 pool", got, err, shared.Len())
 		}
 		expired.Close()
@@ -146,7 +139,7 @@ func TestRealPostgres(t *testing.T) {
 			u.String(),
 			fmt.Sprintf("host=127.0.0.1 port=%d user=%s password='%s' dbname=%s sslmode=disable", pg.Port, pg.User, wrong, pg.Database),
 		} {
-			_, err := value(t, newSource(t, shared, dsn, `SELECT 1`))
+			_, err := plugintest.Value(t, newSource(t, shared, dsn, `SELECT 1`))
 			if err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 				t.Fatalf("got %v, want a password authentication error", err)
 			}
@@ -161,7 +154,7 @@ func TestRealPostgres(t *testing.T) {
 
 	t.Run("unreachable", func(t *testing.T) {
 		dsn := fmt.Sprintf("postgres://%s:s3cret@127.0.0.1:%d/%s?sslmode=disable", pg.User, testenv.FreePort(t), pg.Database)
-		_, err := value(t, newSource(t, shared, dsn, `SELECT 1`))
+		_, err := plugintest.Value(t, newSource(t, shared, dsn, `SELECT 1`))
 		if err == nil || !strings.Contains(err.Error(), "connect") || strings.Contains(err.Error(), "s3cret") {
 			t.Fatalf("got %v, want a connection error without the password", err)
 		}

@@ -2,7 +2,6 @@ package prometheus
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
@@ -37,13 +36,6 @@ func newSource(t *testing.T, cfg *Config) sources.Source {
 	return src
 }
 
-func value(t *testing.T, src sources.Source) (float64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return src.Value(ctx)
-}
-
 // exporter serves nats_queue_depth for two consumers in the text exposition format, the
 // way the seed's worker does on /api/metrics.
 type exporter struct{ batch, other atomic.Int64 }
@@ -62,7 +54,7 @@ func eventually(t *testing.T, src sources.Source, want float64) {
 	var got float64
 	var err error
 	for time.Now().Before(deadline) {
-		if got, err = value(t, src); err == nil && got == want {
+		if got, err = plugintest.Value(t, src); err == nil && got == want {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -112,7 +104,7 @@ func TestRealPrometheus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newSource(t, &Config{Address: prom.URL, Query: tc.query, EmptyAs: tc.emptyAs})
-			got, err := value(t, src)
+			got, err := plugintest.Value(t, src)
 			if tc.wantErr == nil {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -149,7 +141,7 @@ func TestRealPrometheusBasicAuth(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := value(t, newSource(t, &Config{Address: prom.URL, Query: "vector(5)", BasicAuth: tc.auth}))
+			got, err := plugintest.Value(t, newSource(t, &Config{Address: prom.URL, Query: "vector(5)", BasicAuth: tc.auth}))
 			if tc.wantErr == "" {
 				if err != nil || got != 5 {
 					t.Fatalf("got %g, %v; want 5", got, err)
@@ -209,7 +201,7 @@ func TestCredentials(t *testing.T) {
 			for k, v := range tc.cfg.Headers {
 				cfg.Headers[k] = v
 			}
-			got, err := value(t, newSource(t, &cfg))
+			got, err := plugintest.Value(t, newSource(t, &cfg))
 			if err != nil || got != 42 {
 				t.Fatalf("got %g, %v; want 42", got, err)
 			}
@@ -221,7 +213,7 @@ func TestCredentials(t *testing.T) {
 			}
 
 			cfg.Headers["X-Echo"] = configs.NewSecret("yes")
-			_, err = value(t, newSource(t, &cfg))
+			_, err = plugintest.Value(t, newSource(t, &cfg))
 			if err == nil {
 				t.Fatal("want an error from the failing server")
 			}
@@ -231,7 +223,7 @@ func TestCredentials(t *testing.T) {
 
 			delete(cfg.Headers, "X-Echo")
 			cfg.Headers["X-Deny"] = configs.NewSecret("yes")
-			_, err = value(t, newSource(t, &cfg))
+			_, err = plugintest.Value(t, newSource(t, &cfg))
 			if err == nil || !strings.Contains(err.Error(), "401 (check bearer_token, basic_auth and headers)") {
 				t.Errorf("got %v, want a 401 error with a hint", err)
 			}
@@ -254,7 +246,7 @@ func TestWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sources.Close(src)
-	if got, err := value(t, src); err != nil || got != 11 {
+	if got, err := plugintest.Value(t, src); err != nil || got != 11 {
 		t.Fatalf("got %g, %v; want 11", got, err)
 	}
 	if !strings.Contains(logged.String(), "level=DEBUG") || !strings.Contains(logged.String(), "store eu-2 unreachable") {
@@ -286,7 +278,7 @@ func TestTLS(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := value(t, newSource(t, &Config{Address: srv.URL, Query: "up", TLS: tc.tls}))
+			got, err := plugintest.Value(t, newSource(t, &Config{Address: srv.URL, Query: "up", TLS: tc.tls}))
 			switch {
 			case tc.wantErr == "" && (err != nil || got != 3):
 				t.Fatalf("got %g, %v; want 3", got, err)
@@ -304,7 +296,7 @@ func TestUnreachable(t *testing.T) {
 		{fmt.Sprintf("http://scaler:s3cr3t-pw@127.0.0.1:%d", port), fmt.Sprintf("prometheus http://scaler:xxxxx@127.0.0.1:%d", port)},
 	}
 	for _, tc := range cases {
-		_, err := value(t, newSource(t, &Config{Address: tc.address, Query: "up"}))
+		_, err := plugintest.Value(t, newSource(t, &Config{Address: tc.address, Query: "up"}))
 		if err == nil {
 			t.Fatalf("%s: want an error", tc.want)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,13 +29,6 @@ func newSource(t *testing.T, shared *sources.Shared, cfg Config) *source {
 	}
 	t.Cleanup(func() { _ = sources.Close(src) })
 	return src.(*source)
-}
-
-func value(t *testing.T, src sources.Source) (float64, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return src.Value(ctx)
 }
 
 // must runs setup commands against the test server.
@@ -186,7 +178,7 @@ func TestRealRedis(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.Address = addr
-			got, err := value(t, newSource(t, shared, cfg))
+			got, err := plugintest.Value(t, newSource(t, shared, cfg))
 			if tc.wantErr == "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -206,7 +198,7 @@ func TestRealRedis(t *testing.T) {
 		b := newSource(t, shared, Config{URL: configs.NewSecret("redis://" + addr + "/0"), Key: "queue:set"})
 		other := newSource(t, shared, Config{Address: addr, DB: 3, Key: "queue:list"})
 		for _, s := range []*source{a, b, other} {
-			if _, err := value(t, s); err != nil {
+			if _, err := plugintest.Value(t, s); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -217,7 +209,7 @@ func TestRealRedis(t *testing.T) {
 			t.Fatalf("%d clients for two databases", shared.Len())
 		}
 		a.Close()
-		if got, err := value(t, b); err != nil || got != 2 {
+		if got, err := plugintest.Value(t, b); err != nil || got != 2 {
 			t.Fatalf("after closing one query, the other got %g, %v", got, err)
 		}
 		b.Close()
@@ -252,7 +244,7 @@ func TestRealRedisAuth(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Key = "jobs"
-			got, err := value(t, newSource(t, nil, tc.cfg))
+			got, err := plugintest.Value(t, newSource(t, nil, tc.cfg))
 			if tc.wantErr == "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -274,7 +266,7 @@ func TestRealRedisAuth(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	_, err := value(t, newSource(t, nil, Config{URL: configs.NewSecret("redis://:s3cret@" + addr + "/2"), Key: "jobs"}))
+	_, err := plugintest.Value(t, newSource(t, nil, Config{URL: configs.NewSecret("redis://:s3cret@" + addr + "/2"), Key: "jobs"}))
 	if err == nil || !strings.Contains(err.Error(), "redis "+addr+"/2: ") || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("got %v, want a connection error naming the server, without the password", err)
 	}

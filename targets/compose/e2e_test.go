@@ -8,33 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+
 	"github.com/autoscalerd/autoscalerd/internal/testenv"
 )
-
-// syncBuffer collects the daemon's output for the failure message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDaemonDrivesCompose runs the real autoscalerd binary: an HTTP query (shaped like
 // Hatchet's task stats) drives a docker-compose service up, and back down once the
@@ -78,7 +60,7 @@ policies:
 `, project, cooldownDown, stats.URL)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs plugintest.SyncBuffer
 	d := exec.Command(bin, "run", "-c", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--state-dir", t.TempDir())
 	d.Stdout, d.Stderr = &logs, &logs
 	if err := d.Start(); err != nil {
