@@ -56,3 +56,22 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ErrorSays fails the test unless err is an error whose text contains every string of
+// want and none of never (secrets that must not leak into messages).
+func ErrorSays(t testing.TB, err error, want []string, never ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error, want one")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\ndoes not contain %q", err, w)
+		}
+	}
+	for _, n := range never {
+		if strings.Contains(err.Error(), n) {
+			t.Errorf("error %q\ncontains %q, which must not appear", err, n)
+		}
+	}
+}

@@ -108,22 +108,8 @@ func TestValueErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := build(t, tt.cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_, err := src.Value(ctx)
-			if err == nil {
-				t.Fatal("Value succeeded, want an error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
-			}
-			for _, n := range tt.not {
-				if strings.Contains(err.Error(), n) {
-					t.Errorf("error %q\ncontains %q", err, n)
-				}
-			}
+			_, err := plugintest.Value(t, src)
+			plugintest.ErrorSays(t, err, tt.want, tt.not...)
 		})
 	}
 }
