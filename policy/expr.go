@@ -177,7 +177,6 @@ type patcher struct {
 	queries map[string]bool
 	order   []string // the queries in file order, for messages
 	windows map[string]time.Duration
-	callees map[ast.Node]bool
 	errs    []patchErr
 }
 
