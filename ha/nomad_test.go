@@ -18,7 +18,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 )
 
 // ttl is Nomad's shortest lock TTL, to keep the tests short.

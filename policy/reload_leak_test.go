@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
-	"github.com/autoscalerd/autoscalerd/internal/testenv/natstest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/autoscalerd/autoscalerd/sources"
 	_ "github.com/autoscalerd/autoscalerd/sources/all"

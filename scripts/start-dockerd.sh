@@ -6,7 +6,7 @@
 # until the engine answers. `--live-restore=false` so that a restarted engine does not
 # adopt containers behind the tests' back (the restart test relies on that).
 #
-# Used by .ci/run and by internal/testenv (which also calls it to bring the engine back
+# Used by .ci/run and by internal/testing/testenv (which also calls it to bring the engine back
 # after a test killed it on purpose).
 set -euo pipefail
 log="${DOCKERD_LOG:-/var/log/autoscalerd-dockerd.log}"

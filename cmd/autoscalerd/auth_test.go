@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 )
 
 // TestTokenAndSecrets runs the daemon on a non-loopback listen address: POSTs need the

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 )
 
 // TestDemo runs the binary with no configuration anywhere: it must start the built-in demo

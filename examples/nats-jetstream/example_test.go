@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/internal/exampletest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/exampletest"
 	_ "github.com/autoscalerd/autoscalerd/sources/nats"
 	_ "github.com/autoscalerd/autoscalerd/targets/compose"
 )

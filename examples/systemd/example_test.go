@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/exampletest"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/exampletest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	_ "github.com/autoscalerd/autoscalerd/sources/postgres"
 	_ "github.com/autoscalerd/autoscalerd/targets/process"
 )

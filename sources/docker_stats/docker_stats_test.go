@@ -11,8 +11,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/autoscalerd/autoscalerd/targets"
 	"github.com/autoscalerd/autoscalerd/targets/compose"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/autoscalerd/autoscalerd/sources/file"
 )

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 

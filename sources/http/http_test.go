@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
-	"github.com/autoscalerd/autoscalerd/internal/testenv/natstest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 

@@ -15,8 +15,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
 	httpsrc "github.com/autoscalerd/autoscalerd/sources/http"
 )

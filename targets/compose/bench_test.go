@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 )
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }

@@ -17,7 +17,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 

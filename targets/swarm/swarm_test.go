@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/internal/plugintest"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 )
 
 func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }

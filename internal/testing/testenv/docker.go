@@ -159,7 +159,7 @@ var workerImage struct {
 	err  error
 }
 
-// WorkerImage returns the tag of a FROM-scratch image around internal/testworker, building
+// WorkerImage returns the tag of a FROM-scratch image around internal/testing/testworker, building
 // it on first use. The tag is derived from the binary's content (Go builds are
 // reproducible), so an unchanged worker is built into an image once per machine.
 func WorkerImage(t testing.TB, c client.APIClient) string {
@@ -174,7 +174,7 @@ func WorkerImage(t testing.TB, c client.APIClient) string {
 }
 
 func buildWorkerImage(t testing.TB, c client.APIClient) (string, error) {
-	bin, err := BuildStatic(t, "./internal/testworker")
+	bin, err := BuildStatic(t, "./internal/testing/testworker")
 	if err != nil {
 		return "", err
 	}

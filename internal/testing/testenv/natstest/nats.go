@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"github.com/autoscalerd/autoscalerd/internal/testenv"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 )
 
 // Start runs one NATS server with JetStream on a free loopback port, its store in a
