@@ -464,10 +464,3 @@ func formatNum(f float64) string {
 	}
 	return strconv.FormatFloat(f, 'g', 6, 64)
 }
-
-// Check compiles one policy for configs.Options.Compile, so that a load reports expression
-// mistakes together with the rest of the file.
-func Check(pc *configs.Policy) configs.Errors {
-	_, errs := CompilePolicy(pc)
-	return errs
-}
