@@ -444,58 +444,20 @@ func newEvalEnv(p *Policy) *evalEnv {
 		}
 		return xs[i:], nil
 	}
-	e.vars["avg_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("avg_over", q, secs)
-		if err != nil {
-			return 0, err
+	for _, f := range functions {
+		if f.window == nil {
+			continue
 		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("avg_over(%s): %w", q, errNoSamples)
-		}
-		sum := 0.0
-		for _, x := range xs {
-			sum += x.V
-		}
-		return sum / float64(len(xs)), nil
-	}
-	e.vars["max_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("max_over", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("max_over(%s): %w", q, errNoSamples)
-		}
-		m := xs[0].V
-		for _, x := range xs[1:] {
-			m = max(m, x.V)
-		}
-		return m, nil
-	}
-	e.vars["min_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("min_over", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("min_over(%s): %w", q, errNoSamples)
-		}
-		m := xs[0].V
-		for _, x := range xs[1:] {
-			m = min(m, x.V)
-		}
-		return m, nil
-	}
-	e.vars["rate"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("rate", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) < 2 {
-			return 0, fmt.Errorf("rate(%s): needs two samples in the window", q)
-		}
-		first, last := xs[0], xs[len(xs)-1]
-		return (last.V - first.V) / last.T.Sub(first.T).Seconds(), nil
+		e.vars[f.name] = windowFn(func(q string, secs float64) (float64, error) {
+			xs, err := window(f.name, q, secs)
+			if err != nil {
+				return 0, err
+			}
+			if len(xs) == 0 {
+				return 0, fmt.Errorf("%s(%s): %w", f.name, q, errNoSamples)
+			}
+			return f.window(q, xs)
+		})
 	}
 	return e
 }

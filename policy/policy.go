@@ -130,7 +130,10 @@ func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
 	for _, q := range pc.Queries {
 		p.Queries = append(p.Queries, q.Name)
 	}
-	var errs configs.Errors
+	errs := checkQueryNames(pc)
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	prog, windows, e := compileExpr(pc.Replicas, configs.JoinPath(pc.Path, "replicas"), p.Queries, false)
 	errs = append(errs, e...)
 	p.replicas = prog
