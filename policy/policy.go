@@ -1,9 +1,11 @@
-// Package policy turns a policy's configuration into decisions: the expression, the
-// decision pipeline (SPEC §3), the persisted state, and the engine that runs one loop per
-// policy against real sources and targets.
+// Package policy is autoscalerd's pure core: a policy compiled from its configuration
+// (the replicas and activation expressions, bounds, cooldowns, steps, schedules), the
+// decision pipeline of SPEC §3 (Decide) and the State a policy remembers between ticks.
 //
-// The pipeline (Decide) is a pure function of (policy, state, inputs, now): it does no I/O
-// and reads no clock, so the live engine, `simulate` and the property tests share it.
+// Decide is a pure function of (policy, state, inputs, now): it does no I/O and reads no
+// clock, so the engine, `simulate` and the property tests share it. It proposes; the caller
+// carries out the action and commits it with State.Commit only once it happened.
+// policy imports only configs and expr-lang.
 package policy
 
 import (
