@@ -540,8 +540,12 @@ func missingQueryErr(p *Policy, in Inputs, err error) error {
 			names = append(names, p.Queries[i])
 		}
 	}
-	return &exprError{err: err, msg: fmt.Sprintf("no value without %s, which failed this tick; to decide without it, give it a default: %s ?? 0",
-		strings.Join(names, " and "), names[0])}
+	it := "it"
+	if len(names) > 1 {
+		it = "them"
+	}
+	return &exprError{err: err, msg: fmt.Sprintf("no value without %s, which failed this tick; to decide without %s, give a default: %s ?? 0",
+		strings.Join(names, " and "), it, names[0])}
 }
 
 // shortExprErr keeps the first line of expr's runtime errors (the rest is a source snippet)
