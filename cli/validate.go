@@ -20,10 +20,13 @@ func (a *app) validateCmd() *cobra.Command {
 			if path == "" {
 				return &exitError{code: exitInvalid, err: fmt.Errorf("no configuration file found (give -c FILE, or set $AUTOSCALERD_CONFIG, or create ./autoscalerd.yaml)")}
 			}
-			cfg, ps, err := a.load(path)
+			cfg, ps, err := a.load(path, true) // touches nothing: no secrets needed
 			if err != nil {
 				printErrors(a.stderr, err)
 				return &exitError{code: exitInvalid}
+			}
+			for _, note := range cfg.Notes {
+				fmt.Fprintln(a.stderr, "note: "+note)
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := engine.Resolve(cmd.Context(), cfg)

@@ -13,6 +13,8 @@ import (
 
 // Config is the whole daemon configuration: the main file plus policy_dir.
 type Config struct {
+	// Notes are what a load with Options.OfflineSecrets let pass: secrets that run will need.
+	Notes []string `yaml:"-"`
 	// File is the main file's path ("" for the built-in demo).
 	File string `yaml:"-"`
 

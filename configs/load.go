@@ -42,6 +42,10 @@ type Options struct {
 	// fixed. It sees only policies whose queries and expressions decoded without error:
 	// compiling against a query that failed to decode would only add follow-on errors.
 	Compile func(*Policy) Errors
+	// OfflineSecrets is for commands that touch no source or target (validate, simulate):
+	// a secret whose ${VAR} is unset or whose file cannot be read is taken as a
+	// placeholder, and Config.Notes says which, instead of failing the load.
+	OfflineSecrets bool
 }
 
 // OverrideKeys are the daemon settings that flags and AUTOSCALERD_* variables can set.
@@ -77,6 +81,9 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 	}
 	d := NewDecoder(file, &errs, opts.LookupEnv)
 	d.setSource(data)
+	if opts.OfflineSecrets {
+		d.offline = &cfg.Notes
+	}
 	root, ok := parseYAML(file, data, &errs)
 	if ok {
 		var top struct {
@@ -306,6 +313,9 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 		}
 		d := NewDecoder(f, errs, opts.LookupEnv)
 		d.setSource(data)
+		if opts.OfflineSecrets {
+			d.offline = &cfg.Notes
+		}
 		root = resolve(root)
 		if root == nil || isNull(root) {
 			continue // a file with nothing in it, like an empty main file
