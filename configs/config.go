@@ -170,6 +170,12 @@ type Policy struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
+// MaxNameLen bounds a policy name by what a state file name can hold. The state store
+// (policy.Store) writes <name>.json through a temporary ".<name>.<random>.tmp", and a
+// file name has at most 255 bytes (NAME_MAX on Linux and most file systems): the
+// temporary name adds 16 bytes, leaving 239. 200 leaves room for a longer suffix later.
+const MaxNameLen = 200
+
 // nameLike suggests a valid name close to s: lower case, other characters replaced by sep.
 func nameLike(s string, sep rune) string {
 	var b strings.Builder
@@ -192,8 +198,11 @@ func nameLike(s string, sep rune) string {
 func (p *Policy) CheckConfig(c *Check) {
 	// Policy's own CheckConfig hides the one it would inherit from the inline Tuning.
 	p.Tuning.CheckConfig(c)
-	if c.Has("name") && !nameRE.MatchString(p.Name) {
+	switch {
+	case c.Has("name") && !nameRE.MatchString(p.Name):
 		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _, e.g. %q)", p.Name, nameLike(p.Name, '-'))
+	case len(p.Name) > MaxNameLen:
+		c.Errorf("name", "is %d characters long; a policy name has at most %d (it names the policy's state file)", len(p.Name), MaxNameLen)
 	}
 	if p.Min < 0 {
 		c.Errorf("min", "must not be negative")
