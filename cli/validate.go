@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +28,11 @@ func (a *app) validateCmd() *cobra.Command {
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := policy.Resolve(cmd.Context(), cfg)
+			// run refuses to start without a writable state_dir: say so here too.
+			var dirErrs configs.Errors
+			if errors.As(configs.CheckStateDir(cfg), &dirErrs) {
+				errs = append(errs, dirErrs...)
+			}
 			if err := errs.Err(); err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}

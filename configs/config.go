@@ -26,6 +26,18 @@ type Config struct {
 	HA               HA        `yaml:"ha"`
 	Defaults         Defaults  `yaml:"defaults"`
 	Policies         []*Policy `yaml:"-"`
+
+	// settingAt says where a daemon setting was given (see SettingPos).
+	settingAt func(key string) Pos
+}
+
+// SettingPos is where a daemon setting (listen, state_dir, ...) was given: its value in the
+// main file, "(flags or environment)", or just the file when the default applies.
+func (c *Config) SettingPos(key string) Pos {
+	if c.settingAt == nil {
+		return Pos{File: c.File}
+	}
+	return c.settingAt(key)
 }
 
 // Log configures the daemon's own log.

@@ -90,6 +90,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		}
 	}
 	at := settingPos(d, applyOverrides(cfg, opts.Override, &errs))
+	cfg.settingAt = at
 	if cfg.PolicyDir != "" {
 		loadPolicyDir(cfg, opts, at("policy_dir"), &errs)
 	}

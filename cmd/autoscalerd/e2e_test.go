@@ -414,7 +414,8 @@ func TestExitCodes(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	if c, out := code("validate", "-c", good); c != 0 || !strings.Contains(out, "valid (1 policies)") {
+	state := filepath.Join(dir, "state") // validate checks that state_dir is writable
+	if c, out := code("validate", "-c", good, "--state-dir", state); c != 0 || !strings.Contains(out, "valid (1 policies)") {
 		t.Errorf("validate good: %d %s", c, out)
 	}
 	c, out := code("validate", "-c", bad)
@@ -459,7 +460,7 @@ func TestExitCodes(t *testing.T) {
 	if !strings.Contains(string(out2), `log.level: "loud" is not a log level`) {
 		t.Errorf("env override not applied: %s", out2)
 	}
-	cmd = exec.Command(binary(t), "validate", "-c", good, "--log-level", "debug")
+	cmd = exec.Command(binary(t), "validate", "-c", good, "--log-level", "debug", "--state-dir", state)
 	cmd.Env = append(os.Environ(), "AUTOSCALERD_LOG_LEVEL=loud")
 	if out3, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("flag should win over env: %v %s", err, out3)
