@@ -16,7 +16,10 @@ type Config struct {
 	// File is the main file's path ("" for the built-in demo).
 	File string `yaml:"-"`
 
-	Listen           string    `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// AllowedHosts are the names (host or host:port) by which clients may reach the HTTP
+	// surface besides IP addresses and localhost; see the daemon's Host check.
+	AllowedHosts     []string  `yaml:"allowed_hosts"`
 	APIToken         Secret    `yaml:"api_token"`
 	StateDir         string    `yaml:"state_dir"`
 	Log              Log       `yaml:"log"`

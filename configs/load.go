@@ -442,6 +442,11 @@ func crossCheck(cfg *Config, at func(string) Pos, tokenFailed bool, errs *Errors
 	} else if !IsLoopback(cfg.Listen) && !cfg.APIToken.IsSet() && !tokenFailed {
 		errs.Add(at("listen"), "listen", "%q is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload", cfg.Listen)
 	}
+	for _, h := range cfg.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@") {
+			errs.Add(at("allowed_hosts"), "allowed_hosts", "%q is not a host name (write a name such as autoscaler.internal or autoscaler.internal:9090, without scheme or path)", h)
+		}
+	}
 	if cfg.ScaleConcurrency < 1 {
 		errs.Add(at("scale_concurrency"), "scale_concurrency", "must be at least 1")
 	}
