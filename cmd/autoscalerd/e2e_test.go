@@ -197,7 +197,7 @@ func (d *daemon) metric(name string, labels ...string) (float64, bool) {
 }
 
 // liveChildren counts the daemon's child processes running `cmdline`.
-func liveChildren(ppid int, cmdline string) int {
+func liveChildren(ppid int, cmdline string) int { // ppid < 0: of any parent
 	n := 0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -212,7 +212,7 @@ func liveChildren(ppid int, cmdline string) int {
 		// Fields after the ")" : state ppid ...
 		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
 		f := strings.Fields(rest)
-		if len(f) < 2 || f[1] != strconv.Itoa(ppid) || f[0] == "Z" {
+		if len(f) < 2 || (ppid >= 0 && f[1] != strconv.Itoa(ppid)) || f[0] == "Z" {
 			continue
 		}
 		cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
