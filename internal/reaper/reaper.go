@@ -83,7 +83,7 @@ func (o *Owner) Release() {
 }
 
 // Enable makes the process a child subreaper and sweeps orphans whenever a child of the
-// process exits (SIGCHLD). stop ends that: one last sweep, and the process is no longer
+// process exits (SIGCHLD), and every 2 seconds. stop ends that: one last sweep, and the process is no longer
 // a subreaper. Call it from the daemon before it starts children.
 func Enable() (stop func(), err error) {
 	if err := setSubreaper(true); err != nil {

@@ -26,15 +26,22 @@ func setSubreaper(on bool) error {
 // many times a second, and one sweep catches every orphan there is.
 const minSweepGap = 200 * time.Millisecond
 
+// sweepEvery is the sweep without a SIGCHLD: adopting an orphan signals nothing, and an
+// orphan that cannot be attributed should not wait for some child to exit.
+const sweepEvery = 2 * time.Second
+
 func watch(ctx context.Context) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	defer signal.Stop(sigs)
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sigs:
+		case <-tick.C:
 		}
 		Sweep()
 		select {
