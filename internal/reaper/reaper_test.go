@@ -36,7 +36,7 @@ func TestOrphansOfLiveOwnersStay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop) // last: the cleanups below still need the subreaper
 	dir := t.TempDir()
 	helper, anon := filepath.Join(dir, "helper"), filepath.Join(dir, "anon")
 	// The subshell exits at once, so both sleeps are orphaned while the owner runs on.

@@ -235,7 +235,7 @@ func TestSetsidDescendantsReaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop) // last: the cleanups below still need the subreaper
 	dir := t.TempDir()
 	for tick := range 3 {
 		pidfile := filepath.Join(dir, "escaped"+strconv.Itoa(tick))

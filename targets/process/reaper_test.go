@@ -22,7 +22,7 @@ func TestSetsidGrandchildDiesWithReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop) // last: the cleanups below still need the subreaper
 	tg, rec := newTestTarget(t, "serve", nil, func(c *Config) {
 		c.Command = []string{"sh", "-c", `setsid sh -c 'echo escaped pid=$$; exec sleep 3600.92' & wait`}
 	}, testTiming)
