@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"github.com/autoscalerd/autoscalerd/engine"
 
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +32,11 @@ func (a *app) validateCmd() *cobra.Command {
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := engine.Resolve(cmd.Context(), cfg)
+			// run refuses to start without a writable state_dir: say so here too.
+			var dirErrs configs.Errors
+			if errors.As(configs.CheckStateDir(cfg), &dirErrs) {
+				errs = append(errs, dirErrs...)
+			}
 			if err := errs.Err(); err != nil {
 				printErrors(a.stderr, err)
 				return &exitError{code: exitInvalid}

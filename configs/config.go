@@ -18,7 +18,10 @@ type Config struct {
 	// File is the main file's path ("" for the built-in demo).
 	File string `yaml:"-"`
 
-	Listen           string    `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// AllowedHosts are the names (host or host:port) by which clients may reach the HTTP
+	// surface besides IP addresses and localhost; see the daemon's Host check.
+	AllowedHosts     []string  `yaml:"allowed_hosts"`
 	APIToken         Secret    `yaml:"api_token"`
 	StateDir         string    `yaml:"state_dir"`
 	Log              Log       `yaml:"log"`
@@ -28,6 +31,18 @@ type Config struct {
 	HA               HA        `yaml:"ha"`
 	Defaults         Defaults  `yaml:"defaults"`
 	Policies         []*Policy `yaml:"-"`
+
+	// settingAt says where a daemon setting was given (see SettingPos).
+	settingAt func(key string) Pos
+}
+
+// SettingPos is where a daemon setting (listen, state_dir, ...) was given: its value in the
+// main file, "(flags or environment)", or just the file when the default applies.
+func (c *Config) SettingPos(key string) Pos {
+	if c.settingAt == nil {
+		return Pos{File: c.File}
+	}
+	return c.settingAt(key)
 }
 
 // Log configures the daemon's own log.
@@ -172,6 +187,12 @@ type Policy struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
+// MaxNameLen bounds a policy name by what a state file name can hold. The state store
+// (policy.Store) writes <name>.json through a temporary ".<name>.<random>.tmp", and a
+// file name has at most 255 bytes (NAME_MAX on Linux and most file systems): the
+// temporary name adds 16 bytes, leaving 239. 200 leaves room for a longer suffix later.
+const MaxNameLen = 200
+
 // nameLike suggests a valid name close to s: lower case, other characters replaced by sep.
 func nameLike(s string, sep rune) string {
 	var b strings.Builder
@@ -194,8 +215,11 @@ func nameLike(s string, sep rune) string {
 func (p *Policy) CheckConfig(c *Check) {
 	// Policy's own CheckConfig hides the one it would inherit from the inline Tuning.
 	p.Tuning.CheckConfig(c)
-	if c.Has("name") && !nameRE.MatchString(p.Name) {
+	switch {
+	case c.Has("name") && !nameRE.MatchString(p.Name):
 		c.Errorf("name", "%q is not a valid policy name (use lower-case letters, digits, - and _, e.g. %q)", p.Name, nameLike(p.Name, '-'))
+	case len(p.Name) > MaxNameLen:
+		c.Errorf("name", "is %d characters long; a policy name has at most %d (it names the policy's state file)", len(p.Name), MaxNameLen)
 	}
 	if p.Min < 0 {
 		c.Errorf("min", "must not be negative")

@@ -31,7 +31,23 @@ type Decoder struct {
 	// offline, when set, takes secrets that cannot be had here as placeholders and notes
 	// them (Options.OfflineSecrets).
 	offline *[]string
+
+	// Alias expansion is budgeted (see MaxAliasNodes): aliasDepth says whether decoding
+	// is inside an alias, alias is the outermost one, aliasNodes counts the nodes decoded
+	// through aliases, and overBudget stops decoding (and reporting) once it ran out.
+	aliasDepth int
+	alias      *yaml.Node
+	aliasPath  string
+	aliasNodes int
+	overBudget bool
 }
+
+// MaxAliasNodes caps how many values one file may decode through YAML aliases (*name).
+// yaml.v3 guards its own decoding against alias bombs ("billion laughs"), but this
+// decoder walks the node tree itself, where a 42 KB file of aliases to aliases expands to
+// millions of values and gigabytes. Sharing a few settings by alias stays far below it:
+// 500 policies that each alias a 10-value schedule decode 5,000.
+const MaxAliasNodes = 20000
 
 // Unmarshaler is implemented by config types that decode themselves from a node.
 type Unmarshaler interface {
@@ -57,7 +73,7 @@ type Check struct {
 // and password go together").
 func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
-	if c.d.Failed(p) {
+	if c.d.overBudget || c.d.Failed(p) {
 		return
 	}
 	pos, ok := c.d.pos[p]
@@ -86,6 +102,9 @@ func NewDecoder(file string, errs *Errors, lookup func(string) (string, bool)) *
 
 // Errorf records an error at node n.
 func (d *Decoder) Errorf(n *yaml.Node, path, format string, args ...any) {
+	if d.overBudget {
+		return // what follows the alias budget's error is its consequence, not a mistake
+	}
 	d.failed[path] = true
 	d.errs.Add(d.nodePos(n), path, format, args...)
 }
@@ -142,9 +161,26 @@ var (
 )
 
 func (d *Decoder) decode(n *yaml.Node, path string, v reflect.Value) {
+	if d.overBudget {
+		return
+	}
+	if n != nil && n.Kind == yaml.AliasNode {
+		if d.aliasDepth == 0 {
+			d.alias, d.aliasPath = n, path
+		}
+		d.aliasDepth++
+		defer func() { d.aliasDepth-- }()
+	}
 	n = resolve(n)
 	if n == nil {
 		return
+	}
+	if d.aliasDepth > 0 {
+		if d.aliasNodes++; d.aliasNodes > MaxAliasNodes {
+			d.Errorf(d.alias, d.aliasPath, "alias *%s: aliases expand this file to more than %d values; YAML aliases are for sharing a few settings (write repeated parts out, or put shared settings in defaults:)", d.alias.Value, MaxAliasNodes)
+			d.overBudget = true
+			return
+		}
 	}
 	d.pos[path] = d.nodePos(n)
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {

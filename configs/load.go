@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -53,7 +53,7 @@ var OverrideKeys = []string{"listen", "state_dir", "log.level", "log.format", "p
 
 // Load reads the main file at path and every *.yaml in its policy_dir.
 func Load(path string, opts Options) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigFile)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -97,6 +97,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		}
 	}
 	at := settingPos(d, applyOverrides(cfg, opts.Override, &errs))
+	cfg.settingAt = at
 	if cfg.PolicyDir != "" {
 		loadPolicyDir(cfg, opts, at("policy_dir"), &errs)
 	}
@@ -115,6 +116,11 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 }
 
 func parseYAML(file string, data []byte, errs *Errors) (*yaml.Node, bool) {
+	if pos, b, ok := invalidUTF8(file, data); ok {
+		// yaml.v3 says only "invalid leading UTF-8 octet", with no position.
+		errs.Add(pos, "", "invalid UTF-8 (byte 0x%02x): save the file as UTF-8", b)
+		return nil, false
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -126,6 +132,30 @@ func parseYAML(file string, data []byte, errs *Errors) (*yaml.Node, bool) {
 		return nil, false
 	}
 	return &root, true
+}
+
+// invalidUTF8 finds the first byte of data that is not UTF-8 and returns its position
+// (the column counts characters, as yaml.v3's do). A file that starts with a UTF-16 byte
+// order mark is left to yaml.v3, which reads UTF-16.
+func invalidUTF8(file string, data []byte) (Pos, byte, bool) {
+	if utf8.Valid(data) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return Pos{}, 0, false
+	}
+	pos := Pos{File: file, Line: 1, Col: 1}
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size <= 1 {
+			return pos, data[0], true
+		}
+		data = data[size:]
+		switch {
+		case r == '\n', r == '\r' && !bytes.HasPrefix(data, []byte("\n")):
+			pos.Line, pos.Col = pos.Line+1, 1
+		case r != '\r':
+			pos.Col++
+		}
+	}
+	return pos, 0, false
 }
 
 // yamlHints say how to fix yaml.v3's syntax errors. Parser errors (the first group) give
@@ -252,12 +282,20 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 	}
 	var out []*Policy
 	for i, item := range n.Content {
+		if d.overBudget {
+			break
+		}
 		if r := resolve(item); r == nil || isNull(r) {
 			d.Errorf(item, fmt.Sprintf("%s[%d]", path, i), "is empty; a policy needs at least name, target, max and replicas")
 			continue
 		}
 		p := decodePolicy(d, item, fmt.Sprintf("%s[%d]", path, i), defaults)
 		out = append(out, p)
+	}
+	if d.overBudget {
+		// The policies decoded before the budget ran out are copies of one another:
+		// checking them would only add "duplicate name" errors to the one that matters.
+		return nil
 	}
 	return out
 }
@@ -268,7 +306,7 @@ func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Pol
 	// The expressions can be compiled when what they depend on decoded: the queries (their
 	// names are the scope) and the expressions themselves. A mistake elsewhere in the
 	// policy (a bad duration, a typo'd key) must not hide an expression's mistakes.
-	p.decoded = p.Replicas.IsSet() && !d.Failed(JoinPath(path, "queries")) && !d.Failed(JoinPath(path, "replicas")) && !d.Failed(JoinPath(path, "activation"))
+	p.decoded = !d.overBudget && p.Replicas.IsSet() && !d.Failed(JoinPath(path, "queries")) && !d.Failed(JoinPath(path, "replicas")) && !d.Failed(JoinPath(path, "activation"))
 	p.namePos = d.pos[JoinPath(path, "name")]
 	for _, q := range p.Queries {
 		if q.Timeout == 0 {
@@ -287,11 +325,8 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is in the message already
-		}
-		errs.Add(pos, "policy_dir", "cannot read directory %s: %v", dir, err)
+		// The path is in the message already.
+		errs.Add(pos, "policy_dir", "cannot read directory %s: %v", dir, pathCause(err))
 		return
 	}
 	var files []string
@@ -302,9 +337,9 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := ReadFile(f, MaxConfigFile)
 		if err != nil {
-			errs.Add(Pos{File: f}, "", "cannot read: %v", err)
+			errs.Add(Pos{File: f}, "", "cannot read: %v", pathCause(err))
 			continue
 		}
 		root, ok := parseYAML(f, data, errs)
@@ -329,7 +364,9 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 			cfg.Policies = append(cfg.Policies, decodePolicies(d, root.Content[list+1], "policies", cfg.Defaults)...)
 			continue
 		}
-		cfg.Policies = append(cfg.Policies, decodePolicy(d, root, "", cfg.Defaults))
+		if p := decodePolicy(d, root, "", cfg.Defaults); !d.overBudget {
+			cfg.Policies = append(cfg.Policies, p)
+		}
 	}
 }
 
@@ -416,6 +453,11 @@ func crossCheck(cfg *Config, at func(string) Pos, tokenFailed bool, errs *Errors
 		errs.Add(at("listen"), "listen", "%q is not a HOST:PORT address (e.g. 127.0.0.1:9090, or 0.0.0.0:9090 with api_token)", cfg.Listen)
 	} else if !IsLoopback(cfg.Listen) && !cfg.APIToken.IsSet() && !tokenFailed {
 		errs.Add(at("listen"), "listen", "%q is not a loopback address: set api_token (or AUTOSCALERD_API_TOKEN) so that only its holders can pause, resume and reload", cfg.Listen)
+	}
+	for _, h := range cfg.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@") {
+			errs.Add(at("allowed_hosts"), "allowed_hosts", "%q is not a host name (write a name such as autoscaler.internal or autoscaler.internal:9090, without scheme or path)", h)
+		}
 	}
 	if cfg.ScaleConcurrency < 1 {
 		errs.Add(at("scale_concurrency"), "scale_concurrency", "must be at least 1")

@@ -3,7 +3,6 @@ package configs
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,7 +132,7 @@ func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 			// daemon happens to start (systemd starts it in /).
 			file = filepath.Join(filepath.Dir(d.file), file)
 		}
-		b, err := os.ReadFile(file)
+		b, err := ReadFile(file, MaxSecretFile)
 		if err != nil {
 			if d.offline != nil {
 				d.note(fileNode, JoinPath(path, "file"), "cannot read secret here (%v); run will need it", err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/ha"
+	"github.com/autoscalerd/autoscalerd/internal/reaper"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	d := &Daemon{opts: opts, cfg: cfg, trigger: make(chan struct{}, 1), level: new(slog.LevelVar)}
 	d.log = newLogger(opts.Stderr, cfg.Log, d.level)
+	// What exec queries and process workers abandon (setsid) comes back to the daemon,
+	// which kills it: see internal/reaper.
+	if stopReaper, err := reaper.Enable(); err != nil {
+		d.log.Warn("cannot become a child subreaper: processes that exec queries or workers start outside their process group may outlive them", "err", err)
+	} else {
+		defer stopReaper()
+	}
 	store, err := engine.NewStore(cfg.StateDir)
 	if err != nil {
 		return err

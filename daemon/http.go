@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"github.com/autoscalerd/autoscalerd/engine"
@@ -23,10 +22,10 @@ func (d *Daemon) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/policies", d.handlePolicies)
 	mux.HandleFunc("GET /v1/policies/{name}", d.handlePolicy)
-	mux.HandleFunc("POST /v1/policies/{name}/pause", d.auth(d.handlePause(true)))
-	mux.HandleFunc("POST /v1/policies/{name}/resume", d.auth(d.handlePause(false)))
-	mux.HandleFunc("POST /v1/reload", d.auth(d.handleReload))
-	return mux
+	mux.HandleFunc("POST /v1/policies/{name}/pause", d.action(d.handlePause(true)))
+	mux.HandleFunc("POST /v1/policies/{name}/resume", d.action(d.handlePause(false)))
+	mux.HandleFunc("POST /v1/reload", d.action(d.handleReload))
+	return d.guard(mux)
 }
 
 // auth guards the POST endpoints with the api_token when the daemon listens beyond
@@ -36,8 +35,7 @@ func (d *Daemon) auth(next http.HandlerFunc) http.HandlerFunc {
 		cfg := d.config()
 		if !configs.IsLoopback(cfg.Listen) || cfg.APIToken.IsSet() {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			want := cfg.APIToken.Value()
-			if !ok || want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			if !ok || !tokenMatches(got, cfg.APIToken.Value()) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="autoscalerd"`)
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 				return

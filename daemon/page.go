@@ -65,6 +65,8 @@ func (d *Daemon) handlePage(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", pageCSP)
+	w.Header().Set("X-Frame-Options", "DENY") // frame-ancestors for browsers that predate CSP 2
 	w.Write(buf.Bytes())
 }
 

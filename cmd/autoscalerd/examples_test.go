@@ -43,7 +43,9 @@ func TestExamplesValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := os.Environ()
+			// An example's state_dir is what its deployment mounts; this machine may not be
+			// able to write there, and validate checks that it could.
+			env := append(os.Environ(), "AUTOSCALERD_STATE_DIR="+t.TempDir())
 			for _, m := range envRef.FindAllStringSubmatch(string(src), -1) {
 				if m[2] != "" {
 					continue // has a default

@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/reaper"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -177,7 +178,7 @@ func (s *source) run(ctx context.Context) (stdout, stderr []byte, err error) {
 		return nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
+	owner, err := reaper.Start(cmd)
 	outW.Close() // the child has its copies; ours would keep the pipes open forever
 	errW.Close()
 	if err != nil {
@@ -194,6 +195,9 @@ func (s *source) run(ctx context.Context) (stdout, stderr []byte, err error) {
 
 	err = cmd.Wait()
 	_ = killGroup(cmd.Process.Pid)
+	// What left the group (setsid) and was handed to the daemon goes too; that also
+	// closes the pipes it may hold.
+	owner.Release()
 
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()

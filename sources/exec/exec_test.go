@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/reaper"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -170,8 +172,8 @@ func TestLeftoversKilled(t *testing.T) {
 }
 
 // TestEscapedProcessDoesNotStall runs a command whose child leaves the process group
-// (setsid) and keeps stdout open: the value still comes, after the drain timeout, and the
-// escaped process lives on (as documented).
+// (setsid) and keeps stdout open, without the daemon's subreaper (as outside Linux): the
+// value still comes, after the drain timeout, and the escaped process lives on.
 func TestEscapedProcessDoesNotStall(t *testing.T) {
 	testenv.LookPath(t, "setsid", "install util-linux")
 	pidfile := filepath.Join(t.TempDir(), "escaped")
@@ -195,12 +197,14 @@ func TestEscapedProcessDoesNotStall(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret") // a secret file must be a regular file
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
 	tests := []struct {
 		name string
 		yaml string
 		want []string // none: valid
 	}{
-		{name: "valid", yaml: "command: [sh, -c, 'echo 1']\ndir: /tmp\nenv: {A: b, P: {file: /dev/null}}"},
+		{name: "valid", yaml: "command: [sh, -c, 'echo 1']\ndir: /tmp\nenv: {A: b, P: {file: " + secret + "}}"},
 		{name: "missing command", yaml: "dir: /tmp", want: []string{`test.yaml:1:1: q: missing required key "command"`}},
 		{name: "empty command", yaml: "command: []", want: []string{`test.yaml:1:10: q.command: is empty`}},
 		{name: "empty program", yaml: "command: ['', x]", want: []string{`q.command: the program name (the first element) is empty`}},
@@ -219,5 +223,49 @@ func TestConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSetsidDescendantsReaped: under the daemon's child subreaper (reaper.Enable), what a
+// command starts outside its process group (setsid) is killed when the command ends, on
+// every tick, and leaves no zombie: one such process per tick used to pile up under init.
+func TestSetsidDescendantsReaped(t *testing.T) {
+	testenv.LookPath(t, "setsid", "install util-linux")
+	stop, err := reaper.Enable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop) // last: the cleanups below still need the subreaper
+	dir := t.TempDir()
+	for tick := range 3 {
+		pidfile := filepath.Join(dir, "escaped"+strconv.Itoa(tick))
+		// Two levels: the setsid'd shell starts its own sleep, which is reparented to the
+		// daemon only once the shell is killed.
+		src := build(t, sh("setsid sh -c 'sleep 3600.91 & echo $! > "+pidfile+".inner; echo $$ > "+pidfile+"; wait' >/dev/null 2>&1 & while [ ! -s "+pidfile+".inner ]; do sleep 0.01; done; echo 4"))
+		v, err := src.Value(context.Background())
+		if err != nil || v != 4 {
+			t.Fatalf("tick %d: Value = %v, %v", tick, v, err)
+		}
+		outer, inner := readPid(t, pidfile), readPid(t, pidfile+".inner")
+		t.Cleanup(func() { syscall.Kill(outer, syscall.SIGKILL); syscall.Kill(inner, syscall.SIGKILL) })
+		testenv.WaitReaped(t, 5*time.Second, outer, inner)
+	}
+}
+
+// TestHugeOutputBounded: a command that prints 50 MB keeps only the end of its output in
+// memory, and its last line is still the value.
+func TestHugeOutputBounded(t *testing.T) {
+	src := build(t, sh("head -c 50000000 /dev/zero | tr '\\0' x; echo; echo 5"))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v, err := src.Value(context.Background())
+	runtime.ReadMemStats(&after)
+	if err != nil || v != 5 {
+		t.Fatalf("Value = %v, %v", v, err)
+	}
+	// TotalAlloc counts every allocation, freed or not: reading 50 MB whole would show.
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("reading the output allocated %d MiB; it should keep only the last %d KiB", grew>>20, stdoutKeep>>10)
 	}
 }

@@ -62,15 +62,29 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 // mistake (the wrong path), not a value.
 const maxSize = 64 << 10
 
-// readSmall reads a small file with plain open/read/close system calls. os.ReadFile also
-// stats the file and registers it with the runtime poller; with a thousand policies
+// readSmall reads a small regular file with plain open/fstat/read/close system calls.
+// os.ReadFile also registers the file with the runtime poller; with a thousand policies
 // reading files every second those extra calls were a measurable share of the daemon's CPU.
+//
+// Only regular files are read (symbolic links are followed). The open is non-blocking:
+// opening a named pipe for reading otherwise waits, without end and deaf to the context,
+// for a writer to appear, and that froze the policy. A device such as /dev/zero would be
+// read up to maxSize for nothing. Both are refused before any read. (An open that hangs
+// in the kernel, on a dead NFS server, cannot be interrupted from user space at all: the
+// engine's query timeout abandons it.)
 func readSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if kind := st.Mode & unix.S_IFMT; kind != unix.S_IFREG {
+		return nil, fmt.Errorf("%s: %s, not a regular file", path, fileKind(kind))
+	}
 	buf := make([]byte, 0, 64)
 	for {
 		if len(buf) == cap(buf) {
@@ -91,6 +105,22 @@ func readSmall(path string) ([]byte, error) {
 		}
 		buf = buf[:len(buf)+n]
 	}
+}
+
+func fileKind(kind uint32) string {
+	switch kind {
+	case unix.S_IFIFO:
+		return "a named pipe (FIFO)"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 func truncate(s string, n int) string {

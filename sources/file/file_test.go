@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -70,4 +72,44 @@ func TestChangesAreSeen(t *testing.T) {
 			t.Fatalf("value %v, %v; want %v", v, err, want)
 		}
 	}
+}
+
+// TestSpecialFiles: a FIFO (with or without a writer) and devices are refused at once
+// with a message naming the path, instead of blocking the policy or reading /dev/zero.
+func TestSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "zero")
+	os.Symlink("/dev/zero", link)
+	read := func(path string) error {
+		t.Helper()
+		src, _ := file.New(&file.Config{Path: path}, sources.Deps{})
+		done := make(chan error, 1)
+		go func() { _, err := src.Value(context.Background()); done <- err }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("reading %s still blocked after 10s", path)
+			return nil
+		}
+	}
+	for path, want := range map[string]string{
+		fifo:        fifo + ": a named pipe (FIFO), not a regular file",
+		"/dev/zero": "/dev/zero: a character device, not a regular file",
+		link:        link + ": a character device, not a regular file",
+		dir:         dir + ": a directory, not a regular file",
+	} {
+		plugintest.ErrorSays(t, read(path), []string{want})
+	}
+	// A writer that holds the FIFO open and writes nothing changes nothing.
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	plugintest.ErrorSays(t, read(fifo), []string{"named pipe"})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
 )
 
 // Auth is how a request proves who sends it: extra headers, a bearer token or basic
@@ -65,15 +66,16 @@ func (a *Auth) Apply(req *http.Request) {
 	}
 }
 
-// Secrets lists the credential values, for sources.Redact: the token, the password, and
-// the values of headers named like credentials (X-Api-Key, Authorization, Cookie, ...).
+// Secrets lists the credential values, for sources.Redact, in every form they travel in:
+// the token, the basic-auth password and its encoded header (sources.BasicAuthForms), and
+// the value of every header but the few that only describe the request (sources.HeaderIsSecret).
 func (a *Auth) Secrets() []string {
 	out := []string{a.BearerToken.Value()}
 	if a.BasicAuth != nil {
-		out = append(out, a.BasicAuth.Password.Value())
+		out = append(out, sources.BasicAuthForms(a.BasicAuth.Username, a.BasicAuth.Password.Value())...)
 	}
 	for name, v := range a.Headers {
-		if looksSecret(name) {
+		if sources.HeaderIsSecret(name) {
 			out = append(out, v.Value())
 		}
 	}

@@ -8,8 +8,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -17,8 +20,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -608,5 +613,119 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// echoHeaders answers 401 with the request's headers in the body, as some servers' error
+// pages do: as text lines, as JSON, as JSON with "\/" for "/", or URL-encoded (?form=).
+func echoHeaders(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		h := r.Header.Clone()
+		for _, name := range []string{"Accept", "Accept-Encoding", "User-Agent"} {
+			h.Del(name) // keep the body short: error messages quote only its start
+		}
+		var lines strings.Builder
+		for name, vals := range h {
+			fmt.Fprintf(&lines, "%s: %s\n", name, strings.Join(vals, ", "))
+		}
+		js, _ := json.Marshal(h)
+		switch r.URL.Query().Get("form") {
+		case "json":
+			w.Write(js)
+		case "json-slash":
+			io.WriteString(w, strings.ReplaceAll(string(js), "/", `\/`))
+		case "query":
+			io.WriteString(w, url.QueryEscape(lines.String()))
+		default:
+			io.WriteString(w, lines.String())
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestEchoedCredentialsRedacted: a server that echoes the request's headers puts back the
+// credentials in the forms they travel in (base64 of user:password, "Bearer x", header
+// values named like nothing secret), in several encodings; none may reach the error.
+func TestEchoedCredentialsRedacted(t *testing.T) {
+	srv := echoHeaders(t)
+	basic := func(user, pass string) string { return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)) }
+	const pass = "pa55/w+rd?" // base64 of scaler:pa55/w+rd? holds "/" and "+"
+	for _, tt := range []struct {
+		name, userinfo, config string
+		never                  []string
+	}{
+		{"basic_auth", "", "basic_auth: { username: scaler, password: \"" + pass + "\" }", []string{pass, basic("scaler", pass)}},
+		{"URL user info", "scaler:" + url.QueryEscape(pass) + "@", "", []string{pass, basic("scaler", pass)}},
+		{"token as URL user", "tok-6f1e2d@", "", []string{"tok-6f1e2d", basic("tok-6f1e2d", "")}},
+		{"bearer_token", "", "bearer_token: tok-9a8b7c", []string{"tok-9a8b7c"}},
+		{"plain-named header", "", "headers: { X-Tenant: tenant/c4d5+e6 }", []string{"tenant/c4d5+e6"}},
+	} {
+		for _, form := range []string{"lines", "json", "json-slash", "query"} {
+			t.Run(tt.name+"/"+form, func(t *testing.T) {
+				u := strings.Replace(srv.URL, "http://", "http://"+tt.userinfo, 1) + "/s?form=" + form
+				src := build(t, "url: "+u+"\nvalue: n\n"+tt.config, nil)
+				_, err := plugintest.Value(t, src)
+				var never []string
+				for _, n := range tt.never {
+					never = append(never, n, url.QueryEscape(n), strings.ReplaceAll(n, "/", `\/`))
+				}
+				plugintest.ErrorSays(t, err, []string{"401 Unauthorized", "<redacted>"}, never...)
+			})
+		}
+	}
+	// Headers that only describe the request stay readable.
+	src := build(t, "url: "+srv.URL+"/s\nvalue: n\nheaders: { Accept-Language: en-GB, X-Api-Key: k3y-secret }", nil)
+	_, err := plugintest.Value(t, src)
+	plugintest.ErrorSays(t, err, []string{"Accept-Language: en-GB"}, "k3y-secret")
+}
+
+// TestHugeAndTricklingBodies: a 1 GB response is cut at MaxBody (the client stops reading,
+// so the server cannot push the rest into the daemon's memory), and a response that
+// trickles a byte at a time is abandoned at the query's timeout.
+func TestHugeAndTricklingBodies(t *testing.T) {
+	var written atomic.Int64
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(1<<30))
+		chunk := make([]byte, 64<<10)
+		for written.Load() < 1<<30 {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(huge.Close)
+	src := build(t, "url: "+huge.URL+"\nvalue: n", nil)
+	_, err := plugintest.Value(t, src)
+	plugintest.ErrorSays(t, err, []string{"response is larger than 10 MiB"})
+	sources.Close(src)
+	huge.CloseClientConnections()
+	// What was sent beyond the cap sat in socket buffers, not in a 1 GB read.
+	if w := written.Load(); w > 64<<20 {
+		t.Errorf("the server wrote %d MiB before the client stopped reading", w>>20)
+	}
+
+	trickle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"n": `)
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+				if _, err := io.WriteString(w, " "); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(trickle.Close)
+	src = build(t, "url: "+trickle.URL+"\nvalue: n", nil)
+	_, err = sources.Read(context.Background(), src, 300*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("trickling body: error = %v, want the query timeout", err)
 	}
 }

@@ -3,6 +3,8 @@ package httpsrc
 import (
 	"net/url"
 	"strings"
+
+	"github.com/autoscalerd/autoscalerd/sources"
 )
 
 // redacted stands in for every secret removed from a message, as in sources.Redact.
@@ -64,22 +66,15 @@ func redactQuery(q string) string {
 	return strings.Join(parts, "&")
 }
 
-// urlSecrets lists the credential values inside raw (the userinfo password, or the user
-// name when it stands alone, as API tokens do: https://TOKEN@host; secret-named query
-// values), so they can also be scrubbed from response bodies that echo them back.
+// urlSecrets lists the credential values inside raw (the userinfo in every form it
+// travels in, see sources.URLUserinfoForms; secret-named query values), so they can also
+// be scrubbed from response bodies that echo them back.
 func urlSecrets(raw string) []string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil
 	}
-	var out []string
-	if u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			out = append(out, p)
-		} else {
-			out = append(out, u.User.Username())
-		}
-	}
+	out := sources.URLUserinfoForms(raw)
 	for name, vals := range u.Query() {
 		if looksSecret(name) {
 			out = append(out, vals...)

@@ -5,7 +5,6 @@ package prometheus
 import (
 	"context"
 	_ "embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,12 +199,14 @@ func (s *source) errorf(format string, args ...any) error {
 // secrets are the values to keep out of messages, in every form a server might echo them:
 // a basic-auth password also travels base64-encoded in the Authorization header.
 func (s *source) secrets() []string {
-	out := []string{userPassword(s.cfg.Address), s.cfg.BearerToken.Value()}
+	out := append(sources.URLUserinfoForms(s.cfg.Address), s.cfg.BearerToken.Value())
 	if b := s.cfg.BasicAuth; b != nil {
-		out = append(out, base64.StdEncoding.EncodeToString([]byte(b.Username+":"+b.Password.Value())), b.Password.Value())
+		out = append(out, sources.BasicAuthForms(b.Username, b.Password.Value())...)
 	}
-	for _, v := range s.cfg.Headers {
-		out = append(out, v.Value())
+	for name, v := range s.cfg.Headers {
+		if sources.HeaderIsSecret(name) {
+			out = append(out, v.Value())
+		}
 	}
 	return out
 }
@@ -242,13 +243,3 @@ func (a *auth) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func redactURL(u *url.URL) string { return u.Redacted() }
-
-// userPassword is the password inside an address like http://user:pass@host, if any.
-func userPassword(address string) string {
-	u, err := url.Parse(address)
-	if err != nil || u.User == nil {
-		return ""
-	}
-	p, _ := u.User.Password()
-	return p
-}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/autoscalerd/autoscalerd/internal/reaper"
 )
 
 // replica is one supervised slot: an index and the goroutine that keeps a child running
@@ -75,7 +77,8 @@ func startChild(sp *spawner, argv []string, dir string, env []string, log *slog.
 		return nil, fmt.Errorf("stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	err = sp.do(cmd.Start)
+	var owner *reaper.Owner
+	err = sp.do(func() (err error) { owner, err = reaper.Start(cmd); return err })
 	// The child has its own copies; ours must go or the readers never see EOF.
 	outW.Close()
 	errW.Close()
@@ -91,6 +94,9 @@ func startChild(sp *spawner, argv []string, dir string, env []string, log *slog.
 	go func() {
 		// The error is in ProcessState, read after exited is closed.
 		_ = cmd.Wait()
+		// Descendants that left the process group (setsid) were handed to the daemon
+		// when the child died: they go now, so nothing outlives its replica.
+		owner.Release()
 		close(c.exited)
 	}()
 	return c, nil

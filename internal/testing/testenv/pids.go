@@ -24,11 +24,26 @@ func ProcessGone(pid int) bool {
 // WaitGone fails the test unless every pid exits within timeout.
 func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 	t.Helper()
+	waitFor(t, timeout, "still running", ProcessGone, pids)
+}
+
+// WaitReaped fails the test unless every pid exits and is reaped within timeout: not even
+// a zombie remains. Use it where the test process is the one that must reap (a subreaper).
+func WaitReaped(t testing.TB, timeout time.Duration, pids ...int) {
+	t.Helper()
+	waitFor(t, timeout, "not reaped (still running or a zombie)", func(pid int) bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		return os.IsNotExist(err)
+	}, pids)
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, gone func(int) bool, pids []int) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		var alive []int
 		for _, pid := range pids {
-			if !ProcessGone(pid) {
+			if !gone(pid) {
 				alive = append(alive, pid)
 			}
 		}
@@ -36,7 +51,7 @@ func WaitGone(t testing.TB, timeout time.Duration, pids ...int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("processes %v still running %s later", alive, timeout)
+			t.Fatalf("processes %v %s %s later", alive, what, timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
