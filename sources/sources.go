@@ -42,27 +42,25 @@ type Deps struct {
 // one-off read in validate or a test).
 func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-var kinds plugin.Registry[Deps, Source]
-
-// Register makes a query kind available. newConfig returns a fresh config with its
-// defaults; build turns a decoded, checked config into a Source without doing any I/O
-// (connections are opened lazily, so `validate` touches nothing). sample is the kind's
-// sample.conf, shown by its README and `autoscalerd sample`.
+// Register makes a query kind available, to the loader and to New, in the one plugin
+// registry. newConfig returns a fresh config with its defaults; build turns a decoded,
+// checked config into a Source without doing any I/O (connections are opened lazily, so
+// `validate` touches nothing). sample is the kind's sample.conf, shown by its README and
+// `autoscalerd sample`.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Source, error)) {
-	plugin.Add(&kinds, name, sample, build)
-	configs.RegisterSource(name, func() any { return newConfig() })
+	plugin.Register(plugin.Query, name, sample, newConfig, build)
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) { return kinds.Sample(name) }
+func Sample(name string) (string, bool) { return plugin.Sample(plugin.Query, name) }
 
 // Kinds lists the registered query kinds.
-func Kinds() []string { return kinds.Names() }
+func Kinds() []string { return plugin.Names(plugin.Query) }
 
 // New builds the source for a query.
 func New(q *configs.Query, deps Deps) (Source, error) {
 	deps.Query = q.Name
-	src, err, ok := kinds.Build(q.Kind, q.Config, deps)
+	src, err, ok := plugin.Build[Deps, Source](plugin.Query, q.Kind, q.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown query kind %q", q.Kind)
 	}

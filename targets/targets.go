@@ -83,24 +83,25 @@ type Deps struct {
 // (validate, tests).
 func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-var kinds plugin.Registry[Deps, Target]
-
-// Register makes a target kind available. newConfig returns a fresh config with its
-// defaults (it must implement configs.Keyed); build makes the Target without I/O.
+// Register makes a target kind available, to the loader and to New, in the one plugin
+// registry. newConfig returns a fresh config with its defaults (it must implement
+// configs.Keyed); build makes the Target without I/O.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Target, error)) {
-	plugin.Add(&kinds, name, sample, build)
-	configs.RegisterTarget(name, func() any { return newConfig() })
+	if _, ok := any(newConfig()).(configs.Keyed); !ok {
+		panic("targets: the config of kind " + name + " does not implement configs.Keyed")
+	}
+	plugin.Register(plugin.Target, name, sample, newConfig, build)
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) { return kinds.Sample(name) }
+func Sample(name string) (string, bool) { return plugin.Sample(plugin.Target, name) }
 
 // Kinds lists the registered target kinds.
-func Kinds() []string { return kinds.Names() }
+func Kinds() []string { return plugin.Names(plugin.Target) }
 
 // New builds the target of a policy.
 func New(t configs.Target, deps Deps) (Target, error) {
-	tgt, err, ok := kinds.Build(t.Kind, t.Config, deps)
+	tgt, err, ok := plugin.Build[Deps, Target](plugin.Target, t.Kind, t.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown target kind %q", t.Kind)
 	}
