@@ -22,7 +22,6 @@ import (
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/ha"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -89,8 +88,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
 	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	d.reg.MustRegister(d.reloadOK, d.reloadTime)
-	shared := sources.NewShared()
-	d.engine = policy.NewEngine(policy.EngineOptions{Logger: d.log, Metrics: policy.NewMetrics(d.reg), Store: store, Shared: shared})
+	d.engine = policy.NewEngine(policy.EngineOptions{Logger: d.log, Metrics: policy.NewMetrics(d.reg), Store: store})
 	if err := d.engine.Apply(ctx, cfg, ps); err != nil {
 		return err
 	}

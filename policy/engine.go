@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/sources"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
@@ -19,7 +19,7 @@ type EngineOptions struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Store   *Store
-	Shared  *sources.Shared
+	Shared  *shared.Set
 	// Clock returns the time decisions are made at; time.Now when nil.
 	Clock func() time.Time
 }
@@ -30,7 +30,7 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *Metrics
 	store   *Store
-	shared  *sources.Shared
+	shared  *shared.Set
 	clock   func() time.Time
 
 	mu      sync.Mutex
@@ -50,7 +50,7 @@ func NewEngine(o EngineOptions) *Engine {
 		o.Clock = time.Now
 	}
 	if o.Shared == nil {
-		o.Shared = sources.NewShared()
+		o.Shared = shared.NewSet()
 	}
 	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
 }
@@ -62,55 +62,46 @@ func (e *Engine) Apply(ctx context.Context, cfg *configs.Config, ps []*Policy) e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	type plan struct {
-		p      *Policy
-		old    *runner
-		reuse  bool // keep the old target instance
-		target targets.Target
+		p     *Policy
+		reuse bool // keep the old target instance
+		built *Built
 	}
+	plugins := PluginsFor(cfg, e.log, e.shared)
 	plans := make([]*plan, 0, len(ps))
 	var errs []error
 	for _, p := range ps {
-		pl := &plan{p: p, old: e.runners[p.Name]}
-		if pl.old != nil && pl.old.p.Config.Target.Same(p.Config.Target) {
-			pl.reuse, pl.target = true, pl.old.target
-		} else {
-			t, err := targets.New(p.Config.Target, targets.Deps{Logger: e.log.With("policy", p.Name), Policy: p.Name, Global: cfg})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("policy %q: target %s: %w", p.Name, p.Config.Target.Kind, err))
-				continue
-			}
-			pl.target = t
+		pl := &plan{p: p}
+		var keep targets.Target
+		if old := e.runners[p.Name]; old != nil && old.p.Config.Target.Same(p.Config.Target) {
+			pl.reuse, keep = true, old.target
 		}
+		b, err := Build(ctx, p.Config, keep, plugins)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pl.built = b
 		plans = append(plans, pl)
-	}
-	newRunners := map[string]*runner{}
-	if len(errs) == 0 {
-		for _, pl := range plans {
-			r, err := e.newRunner(pl.p, pl.target, cfg)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			newRunners[pl.p.Name] = r
-		}
 	}
 	if len(errs) > 0 {
 		for _, pl := range plans {
+			pl.built.closeSources()
 			if !pl.reuse {
-				closeTarget(ctx, pl.target)
+				closeTarget(ctx, pl.built.Target)
 			}
 		}
-		for _, r := range newRunners {
-			r.closeSources()
-		}
 		return errors.Join(errs...)
+	}
+	newRunners := map[string]*runner{}
+	for _, pl := range plans {
+		newRunners[pl.p.Name] = e.newRunner(pl.p, pl.built)
 	}
 
 	// Stop the loops that change, hand over state, close what is no longer used.
 	kept := map[targets.Target]bool{}
 	for _, pl := range plans {
 		if pl.reuse {
-			kept[pl.target] = true
+			kept[pl.built.Target] = true
 		}
 	}
 	for name, old := range e.runners {
@@ -145,22 +136,16 @@ func (e *Engine) Apply(ctx context.Context, cfg *configs.Config, ps []*Policy) e
 	return nil
 }
 
-func (e *Engine) newRunner(p *Policy, t targets.Target, cfg *configs.Config) (*runner, error) {
-	r := &runner{e: e, p: p, target: t, wake: make(chan struct{}, 1), log: e.log.With("policy", p.Name)}
+func (e *Engine) newRunner(p *Policy, b *Built) *runner {
+	r := &runner{e: e, p: p, target: b.Target, sources: b.Sources, wake: make(chan struct{}, 1), log: e.log.With("policy", p.Name)}
 	for _, q := range p.Config.Queries {
-		src, err := sources.New(q, sources.Deps{Logger: r.log.With("query", q.Name), Policy: p.Name, Shared: e.shared, Target: t, TargetKind: p.Config.Target.Kind, Global: cfg})
-		if err != nil {
-			r.closeSources()
-			return nil, fmt.Errorf("policy %q: query %q (%s): %w", p.Name, q.Name, q.Kind, err)
-		}
-		r.sources = append(r.sources, src)
 		r.timeouts = append(r.timeouts, q.Timeout.D())
 	}
 	if e.metrics != nil {
 		r.m = e.metrics.forPolicy(p.Name, p.Queries)
 	}
 	r.restore()
-	return r, nil
+	return r
 }
 
 // Run starts every policy's loop and blocks until ctx ends, then waits for the loops to

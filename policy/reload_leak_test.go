@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	_ "github.com/autoscalerd/autoscalerd/sources/all"
 	_ "github.com/autoscalerd/autoscalerd/targets/all"
 	"github.com/jackc/pgx/v5"
@@ -82,8 +82,8 @@ policies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := sources.NewShared()
-	e := policy.NewEngine(policy.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: policy.NewMetrics(prometheus.NewRegistry()), Shared: shared})
+	set := shared.NewSet()
+	e := policy.NewEngine(policy.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: policy.NewMetrics(prometheus.NewRegistry()), Shared: set})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if err := e.Apply(ctx, cfg, ps); err != nil {
@@ -124,7 +124,7 @@ policies:
 	}
 
 	// One shared pool or connection per server, whatever the number of reloads.
-	if n := shared.Len(); n > 4 {
+	if n := set.Len(); n > 4 {
 		t.Errorf("%d shared connections/pools after 100 reloads, want at most 4 (postgres, redis, nats, and none or one for http)", n)
 	}
 	// One checking connection for the whole test: a fresh one per check would race with the
@@ -167,7 +167,7 @@ policies:
 	cancel()
 	<-done
 	e.Close(context.Background())
-	if n := shared.Len(); n != 0 {
+	if n := set.Len(); n != 0 {
 		t.Errorf("%d shared pools still open after shutdown", n)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -4,8 +4,7 @@ import (
 	"context"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/sources"
-	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 // Resolve builds every target and source of cfg the way the engine does, then closes them.
@@ -14,23 +13,31 @@ import (
 // `autoscalerd validate` runs it after loading and compiling.
 func Resolve(ctx context.Context, cfg *configs.Config) configs.Errors {
 	var errs configs.Errors
+	plugins := PluginsFor(cfg, nil, shared.NewSet())
 	for _, pc := range cfg.Policies {
-		t, err := targets.New(pc.Target, targets.Deps{Policy: pc.Name, Global: cfg})
+		b, err := Build(ctx, pc, nil, plugins)
 		if err != nil {
-			errs.Add(pc.Target.Pos, configs.JoinPath(pc.Path, "target"), "%v", err)
+			for _, e := range flatten(err) {
+				be := e.(*BuildError) // all Build returns
+				switch {
+				case be.Query == nil:
+					errs.Add(pc.Target.Pos, configs.JoinPath(pc.Path, "target"), "%v", be.Err)
+				default:
+					errs.Add(be.Query.Pos, configs.JoinPath(pc.Path, "queries."+be.Query.Name), "%v", be.Err)
+				}
+			}
 			continue
 		}
-		for _, q := range pc.Queries {
-			s, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: t, TargetKind: pc.Target.Kind, Global: cfg})
-			if err != nil {
-				errs.Add(q.Pos, configs.JoinPath(pc.Path, "queries."+q.Name), "%v", err)
-				continue
-			}
-			_ = sources.Close(s)
-		}
-		if c, ok := t.(targets.Closer); ok {
-			_ = c.Close(ctx)
-		}
+		b.closeSources()
+		closeTarget(ctx, b.Target)
 	}
 	return errs
+}
+
+// flatten undoes errors.Join; a single error is a list of one.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -14,28 +14,33 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugin"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 // Source yields one number per evaluation. Value is called from one goroutine at a time
-// per Source, but a Source may share connections with others through Deps.Shared.
+// per Source, but a Source may share connections with others through Deps.Shared (see
+// internal/shared: opened on first use, shared by key, redialled after a failure).
 type Source interface {
 	Value(ctx context.Context) (float64, error)
 }
 
-// Deps is what a source may use besides its own config.
+// Deps is what a source may use besides its own config: only what some kind needs,
+// never the daemon's own secrets (its API token). The engine's build function fills it;
+// a test may leave any field zero.
 type Deps struct {
 	Logger *slog.Logger
 	// Policy and Query name the query, for error messages.
 	Policy string
 	Query  string
-	// Shared holds connections and pools shared across queries, policies and reloads.
-	Shared *Shared
+	// Shared holds connections and pools shared across queries, targets, policies and
+	// reloads; nil gives the source connections of its own.
+	Shared *shared.Set
 	// Target is the policy's target, for sources that look at its replicas (docker_stats),
 	// and TargetKind its kind ("compose"), for messages.
 	Target     any
 	TargetKind string
-	// Global is the daemon configuration (docker.host and the like).
-	Global *configs.Config
+	// DockerHost is the daemon's docker.host ("" = DOCKER_HOST or the default socket).
+	DockerHost string
 }
 
 // Log returns the source's logger, or one that discards when the caller gave none (a

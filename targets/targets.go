@@ -12,6 +12,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugin"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 // Status is what a target reports about itself.
@@ -72,11 +73,17 @@ type Scaling struct {
 	Message string
 }
 
-// Deps is what a target may use besides its own config.
+// Deps is what a target may use besides its own config: only what some kind needs,
+// never the daemon's own secrets (its API token). The engine's build function fills it;
+// a test may leave any field zero.
 type Deps struct {
 	Logger *slog.Logger
 	Policy string
-	Global *configs.Config
+	// Shared holds the clients targets and sources share (one Docker client per engine);
+	// nil gives the target clients of its own.
+	Shared *shared.Set
+	// DockerHost is the daemon's docker.host ("" = DOCKER_HOST or the default socket).
+	DockerHost string
 }
 
 // Log returns the target's logger, or one that discards when the caller gave none
