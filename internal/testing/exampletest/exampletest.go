@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/autoscalerd/autoscalerd/policy"
 )
 
 // Load loads the example's config file with env for ${VAR}, compiles its policies and
-// builds every target and source as `validate` does (policy.Resolve, which does no I/O),
+// builds every target and source as `validate` does (engine.Resolve, which does no I/O),
 // failing the test on any error. The caller imports the source and target kinds the file
 // uses.
 func Load(t *testing.T, file string, env map[string]string) []*policy.Policy {
@@ -25,7 +26,7 @@ func Load(t *testing.T, file string, env map[string]string) []*policy.Policy {
 	if err != nil {
 		t.Fatalf("%s:\n%v", file, err)
 	}
-	if errs := policy.Resolve(t.Context(), cfg); len(errs) > 0 {
+	if errs := engine.Resolve(t.Context(), cfg); len(errs) > 0 {
 		t.Fatalf("%s:\n%v", file, errs.Err())
 	}
 	return ps
