@@ -1,6 +1,11 @@
-// Package sources defines what a query kind implements and keeps the registry of kinds.
-// Each kind lives in its own folder (sources/<kind>) and registers itself from init();
-// sources/all imports them all.
+// Package sources defines what a query kind implements. Each kind lives in its own folder
+// (sources/<kind>) and registers itself from init() with Register, into the one registry
+// (internal/plugin) that the loader also reads; sources/all imports them all.
+//
+// A kind's build function gets its decoded config and Deps (filled by engine.Build) and
+// does no I/O: it takes its connection as a *shared.Conn (internal/shared), which dials on
+// the first Value, is shared by key with every query that talks to the same server, and
+// dials again on the next Value after a failure.
 package sources
 
 import (

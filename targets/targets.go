@@ -1,6 +1,10 @@
-// Package targets defines what a scalable thing implements and keeps the registry of
-// target kinds. Each kind lives in targets/<kind> and registers itself from init();
-// targets/all imports them all.
+// Package targets defines what a scalable thing implements. Each kind lives in
+// targets/<kind> and registers itself from init() with Register, into the one registry
+// (internal/plugin) that the loader also reads; targets/all imports them all.
+//
+// Like sources, a target is built by engine.Build without I/O and holds its client as a
+// *shared.Conn (internal/shared): opened on first use (the Docker targets share one client
+// per engine with docker_stats), opened again on the next call after a failure.
 package targets
 
 import (
