@@ -22,12 +22,14 @@ func (a *app) validateCmd() *cobra.Command {
 			}
 			cfg, ps, err := a.load(path)
 			if err != nil {
-				return &exitError{code: exitInvalid, err: err}
+				printErrors(a.stderr, err)
+				return &exitError{code: exitInvalid}
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := engine.Resolve(cmd.Context(), cfg)
 			if err := errs.Err(); err != nil {
-				return &exitError{code: exitInvalid, err: err}
+				printErrors(a.stderr, err)
+				return &exitError{code: exitInvalid}
 			}
 			fmt.Fprintf(a.stdout, "%s: valid (%s)\n", displayPath(path), plural(len(ps), "policy", "policies"))
 			return nil

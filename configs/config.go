@@ -167,7 +167,7 @@ type Policy struct {
 	Path string `yaml:"-"`
 
 	namePos Pos  // where the name's value is, for duplicate names
-	decoded bool // decoded without error, so Options.Compile may look at it
+	decoded bool // queries and expressions decoded without error, so Options.Compile may look at it
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)

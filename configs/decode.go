@@ -48,10 +48,13 @@ type Check struct {
 }
 
 // Errorf records an error on field (a key of the struct being checked, or "" for the struct).
-// A field whose value could not be decoded was reported already and is not reported again.
+// A field whose value could not be decoded was reported already and is not reported again;
+// nor is a check of the struct as a whole when one of its fields failed, since it would
+// judge a value the file never gave (an unset ${PASSWORD} is one mistake, not also "user
+// and password go together").
 func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
-	if field != "" && c.d.Failed(p) {
+	if c.d.Failed(p) {
 		return
 	}
 	pos, ok := c.d.pos[p]

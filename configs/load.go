@@ -39,8 +39,8 @@ type Options struct {
 	Override func(key string) (string, bool)
 	// Compile, when set, compiles a policy's expressions during the load, so that their
 	// mistakes are reported together with every other one instead of after the others are
-	// fixed. It sees only policies that decoded without error: compiling against a query
-	// that failed to decode would only add follow-on errors.
+	// fixed. It sees only policies whose queries and expressions decoded without error:
+	// compiling against a query that failed to decode would only add follow-on errors.
 	Compile func(*Policy) Errors
 }
 
@@ -257,9 +257,11 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 
 func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Policy {
 	p := &Policy{Tuning: defaults.Tuning, Min: 1, Pos: d.Pos(resolve(n)), Path: path}
-	before := len(*d.errs)
 	d.Decode(n, path, p)
-	p.decoded = len(*d.errs) == before
+	// The expressions can be compiled when what they depend on decoded: the queries (their
+	// names are the scope) and the expressions themselves. A mistake elsewhere in the
+	// policy (a bad duration, a typo'd key) must not hide an expression's mistakes.
+	p.decoded = p.Replicas.IsSet() && !d.Failed(JoinPath(path, "queries")) && !d.Failed(JoinPath(path, "replicas")) && !d.Failed(JoinPath(path, "activation"))
 	p.namePos = d.pos[JoinPath(path, "name")]
 	for _, q := range p.Queries {
 		if q.Timeout == 0 {

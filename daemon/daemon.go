@@ -136,6 +136,11 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		servePprof(runCtx, d.log)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		watchdog(runCtx, d.log, func() []string { return d.engine.Wedged(time.Now()) })
 	}()
 	if opts.Ready != nil {
