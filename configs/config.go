@@ -9,6 +9,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autoscalerd/autoscalerd/internal/plugin"
 )
 
 // Config is the whole daemon configuration: the main file plus policy_dir.
@@ -259,6 +261,12 @@ type Target struct {
 	Pos    Pos
 }
 
+// Keyed is implemented by target configs. Two policies whose targets have the same key
+// would drive the same thing, which is a config error.
+type Keyed interface {
+	TargetKey() string
+}
+
 // Key identifies the scaled thing across policies.
 func (t Target) Key() string {
 	if k, ok := t.Config.(Keyed); ok {
@@ -277,7 +285,7 @@ func (t Target) Same(o Target) bool {
 // UnmarshalConfig implements Unmarshaler.
 func (t *Target) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 	t.Pos = d.Pos(n)
-	kind, cfg, ok := decodeOneOf(d, n, path, "target", targetKinds, nil)
+	kind, cfg, ok := decodeOneOf(d, n, path, plugin.Target, nil)
 	if ok {
 		t.Kind, t.Config = kind, cfg
 	}
@@ -315,7 +323,7 @@ func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		common := map[string]func(*yaml.Node, string){
 			"timeout": func(n *yaml.Node, p string) { d.Decode(n, p, &q.Timeout) },
 		}
-		kind, cfg, ok := decodeOneOf(d, vals[i], qpath, "query", sourceKinds, common)
+		kind, cfg, ok := decodeOneOf(d, vals[i], qpath, plugin.Query, common)
 		if ok {
 			q.Kind, q.Config = kind, cfg
 			*qs = append(*qs, q)
@@ -323,14 +331,15 @@ func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 	}
 }
 
-// decodeOneOf decodes a mapping that holds exactly one registered kind, plus any keys in
-// common, into that kind's fresh config struct.
-func decodeOneOf(d *Decoder, n *yaml.Node, path, what string, reg map[string]func() any, common map[string]func(*yaml.Node, string)) (string, any, bool) {
+// decodeOneOf decodes a mapping that holds exactly one registered kind of class, plus any
+// keys in common, into that kind's fresh config struct.
+func decodeOneOf(d *Decoder, n *yaml.Node, path string, class plugin.Class, common map[string]func(*yaml.Node, string)) (string, any, bool) {
+	what := string(class)
 	keys, vals, ok := d.MappingKeys(n, path)
 	if !ok {
 		return "", nil, false
 	}
-	all := kinds(reg)
+	all := plugin.Names(class)
 	var kind string
 	var cfg any
 	var found []string
@@ -339,7 +348,7 @@ func decodeOneOf(d *Decoder, n *yaml.Node, path, what string, reg map[string]fun
 			f(vals[i], JoinPath(path, k.Value))
 			continue
 		}
-		newCfg, ok := lookupKind(reg, k.Value)
+		fresh, ok := plugin.NewConfig(class, k.Value)
 		if !ok {
 			cands := append(append([]string(nil), all...), keysOf(common)...)
 			d.Errorf(k, path, "unknown %s kind %q (want one of %s)%s", what, k.Value, strings.Join(all, ", "), didYouMean(k.Value, cands))
@@ -347,7 +356,7 @@ func decodeOneOf(d *Decoder, n *yaml.Node, path, what string, reg map[string]fun
 		}
 		found = append(found, k.Value)
 		if kind == "" {
-			kind, cfg = k.Value, newCfg()
+			kind, cfg = k.Value, fresh
 			d.Decode(vals[i], JoinPath(path, k.Value), cfg)
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/autoscalerd/autoscalerd/ha"
 	"github.com/autoscalerd/autoscalerd/internal/reaper"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -98,8 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
 	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	d.reg.MustRegister(d.reloadOK, d.reloadTime)
-	shared := sources.NewShared()
-	d.engine = engine.NewEngine(engine.EngineOptions{Logger: d.log, Metrics: engine.NewMetrics(d.reg), Store: store, Shared: shared})
+	d.engine = engine.NewEngine(engine.EngineOptions{Logger: d.log, Metrics: engine.NewMetrics(d.reg), Store: store})
 	if err := d.engine.Apply(ctx, cfg, ps); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
@@ -21,9 +22,9 @@ type Built struct {
 // BuildOptions are what building needs besides the policy's own configuration.
 type BuildOptions struct {
 	Logger *slog.Logger
-	// Shared holds connections shared across queries, policies and reloads; a fresh one
-	// when nil.
-	Shared *sources.Shared
+	// Shared holds connections shared across queries, targets, policies and reloads; a
+	// fresh one when nil.
+	Shared *shared.Set
 	// Target, when set, is reused instead of building the policy's target (a reload that
 	// did not change it).
 	Target targets.Target
@@ -40,20 +41,23 @@ func (e *BuildError) Error() string { return e.Err.Error() }
 func (e *BuildError) Unwrap() error { return e.Err }
 
 // Build builds a policy's target (unless o.Target is given) and its sources: the one way
-// the engine, validate (Resolve) and the example tests turn configuration into plugins.
+// the engine, validate (Resolve) and the example tests turn configuration into plugins,
+// and the one place that fills targets.Deps and sources.Deps. A plugin gets what some kind
+// needs from the daemon's settings (docker.host) and nothing else: never the API token.
 // On error nothing built is left open.
 func Build(cfg *configs.Config, pc *configs.Policy, o BuildOptions) (*Built, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	shared := o.Shared
-	if shared == nil {
-		shared = sources.NewShared()
+	set := o.Shared
+	if set == nil {
+		set = shared.NewSet()
 	}
+	dockerHost := cfg.Docker.Host
 	b := &Built{Target: o.Target}
 	if b.Target == nil {
-		t, err := targets.New(pc.Target, targets.Deps{Logger: log, Policy: pc.Name, Global: cfg})
+		t, err := targets.New(pc.Target, targets.Deps{Logger: log, Policy: pc.Name, Shared: set, DockerHost: dockerHost})
 		if err != nil {
 			return nil, &BuildError{Pos: pc.Target.Pos, Path: configs.JoinPath(pc.Path, "target"),
 				Err: fmt.Errorf("policy %q: target %s: %w", pc.Name, pc.Target.Kind, err)}
@@ -61,7 +65,7 @@ func Build(cfg *configs.Config, pc *configs.Policy, o BuildOptions) (*Built, err
 		b.Target = t
 	}
 	for _, q := range pc.Queries {
-		src, err := sources.New(q, sources.Deps{Logger: log.With("query", q.Name), Policy: pc.Name, Shared: shared, Target: b.Target, TargetKind: pc.Target.Kind, Global: cfg})
+		src, err := sources.New(q, sources.Deps{Logger: log.With("query", q.Name), Policy: pc.Name, Shared: set, Target: b.Target, TargetKind: pc.Target.Kind, DockerHost: dockerHost})
 		if err != nil {
 			b.closeSources(log)
 			if o.Target == nil {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
@@ -20,7 +20,7 @@ type EngineOptions struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Store   *Store
-	Shared  *sources.Shared
+	Shared  *shared.Set
 	// Clock returns the time decisions are made at; time.Now when nil.
 	Clock func() time.Time
 }
@@ -34,7 +34,7 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *Metrics
 	store   *Store
-	shared  *sources.Shared
+	shared  *shared.Set
 	clock   func() time.Time
 
 	applyMu sync.Mutex // one Apply at a time
@@ -57,7 +57,7 @@ func NewEngine(o EngineOptions) *Engine {
 		o.Clock = time.Now
 	}
 	if o.Shared == nil {
-		o.Shared = sources.NewShared()
+		o.Shared = shared.NewSet()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -14,10 +14,10 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/engine"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	_ "github.com/autoscalerd/autoscalerd/sources/all"
 	_ "github.com/autoscalerd/autoscalerd/targets/all"
 	"github.com/jackc/pgx/v5"
@@ -83,8 +83,8 @@ policies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := sources.NewShared()
-	e := engine.NewEngine(engine.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: engine.NewMetrics(prometheus.NewRegistry()), Shared: shared})
+	set := shared.NewSet()
+	e := engine.NewEngine(engine.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: engine.NewMetrics(prometheus.NewRegistry()), Shared: set})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if err := e.Apply(ctx, cfg, ps); err != nil {
@@ -125,7 +125,7 @@ policies:
 	}
 
 	// One shared pool or connection per server, whatever the number of reloads.
-	if n := shared.Len(); n > 4 {
+	if n := set.Len(); n > 4 {
 		t.Errorf("%d shared connections/pools after 100 reloads, want at most 4 (postgres, redis, nats, and none or one for http)", n)
 	}
 	// One checking connection for the whole test: a fresh one per check would race with the
@@ -168,7 +168,7 @@ policies:
 	cancel()
 	<-done
 	e.Close(context.Background())
-	if n := shared.Len(); n != 0 {
+	if n := set.Len(); n != 0 {
 		t.Errorf("%d shared pools still open after shutdown", n)
 	}
 	deadline := time.Now().Add(5 * time.Second)

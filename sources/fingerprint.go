@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 )
 
-// Fingerprint stands for a secret inside a Shared key: two configs with different
+// Fingerprint stands for a secret inside a shared.Spec key: two configs with different
 // passwords must not share a connection, but the key itself must be safe to print.
 func Fingerprint(secret string) string {
 	if secret == "" {

@@ -1,6 +1,11 @@
-// Package sources defines what a query kind implements and keeps the registry of kinds.
-// Each kind lives in its own folder (sources/<kind>) and registers itself from init();
-// sources/all imports them all.
+// Package sources defines what a query kind implements. Each kind lives in its own folder
+// (sources/<kind>) and registers itself from init() with Register, into the one registry
+// (internal/plugin) that the loader also reads; sources/all imports them all.
+//
+// A kind's build function gets its decoded config and Deps (filled by engine.Build) and
+// does no I/O: it takes its connection as a *shared.Conn (internal/shared), which dials on
+// the first Value, is shared by key with every query that talks to the same server, and
+// dials again on the next Value after a failure.
 package sources
 
 import (
@@ -14,55 +19,58 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugin"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 // Source yields one number per evaluation. Value is called from one goroutine at a time
-// per Source, but a Source may share connections with others through Deps.Shared.
+// per Source, but a Source may share connections with others through Deps.Shared (see
+// internal/shared: opened on first use, shared by key, redialled after a failure).
 type Source interface {
 	Value(ctx context.Context) (float64, error)
 }
 
-// Deps is what a source may use besides its own config.
+// Deps is what a source may use besides its own config: only what some kind needs,
+// never the daemon's own secrets (its API token). The engine's build function fills it;
+// a test may leave any field zero.
 type Deps struct {
 	Logger *slog.Logger
 	// Policy and Query name the query, for error messages.
 	Policy string
 	Query  string
-	// Shared holds connections and pools shared across queries, policies and reloads.
-	Shared *Shared
+	// Shared holds connections and pools shared across queries, targets, policies and
+	// reloads; nil gives the source connections of its own.
+	Shared *shared.Set
 	// Target is the policy's target, for sources that look at its replicas (docker_stats),
 	// and TargetKind its kind ("compose"), for messages.
 	Target     any
 	TargetKind string
-	// Global is the daemon configuration (docker.host and the like).
-	Global *configs.Config
+	// DockerHost is the daemon's docker.host ("" = DOCKER_HOST or the default socket).
+	DockerHost string
 }
 
 // Log returns the source's logger, or one that discards when the caller gave none (a
 // one-off read in validate or a test).
 func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-var kinds plugin.Registry[Deps, Source]
-
-// Register makes a query kind available. newConfig returns a fresh config with its
-// defaults; build turns a decoded, checked config into a Source without doing any I/O
-// (connections are opened lazily, so `validate` touches nothing). sample is the kind's
-// sample.conf, shown by its README and `autoscalerd sample`.
+// Register makes a query kind available, to the loader and to New, in the one plugin
+// registry. newConfig returns a fresh config with its defaults; build turns a decoded,
+// checked config into a Source without doing any I/O (connections are opened lazily, so
+// `validate` touches nothing). sample is the kind's sample.conf, shown by its README and
+// `autoscalerd sample`.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Source, error)) {
-	plugin.Add(&kinds, name, sample, build)
-	configs.RegisterSource(name, func() any { return newConfig() })
+	plugin.Register(plugin.Query, name, sample, newConfig, build)
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) { return kinds.Sample(name) }
+func Sample(name string) (string, bool) { return plugin.Sample(plugin.Query, name) }
 
 // Kinds lists the registered query kinds.
-func Kinds() []string { return kinds.Names() }
+func Kinds() []string { return plugin.Names(plugin.Query) }
 
 // New builds the source for a query.
 func New(q *configs.Query, deps Deps) (Source, error) {
 	deps.Query = q.Name
-	src, err, ok := kinds.Build(q.Kind, q.Config, deps)
+	src, err, ok := plugin.Build[Deps, Source](plugin.Query, q.Kind, q.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown query kind %q", q.Kind)
 	}

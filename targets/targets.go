@@ -1,6 +1,10 @@
-// Package targets defines what a scalable thing implements and keeps the registry of
-// target kinds. Each kind lives in targets/<kind> and registers itself from init();
-// targets/all imports them all.
+// Package targets defines what a scalable thing implements. Each kind lives in
+// targets/<kind> and registers itself from init() with Register, into the one registry
+// (internal/plugin) that the loader also reads; targets/all imports them all.
+//
+// Like sources, a target is built by engine.Build without I/O and holds its client as a
+// *shared.Conn (internal/shared): opened on first use (the Docker targets share one client
+// per engine with docker_stats), opened again on the next call after a failure.
 package targets
 
 import (
@@ -12,6 +16,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugin"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 // Status is what a target reports about itself.
@@ -86,35 +91,42 @@ type Scaling struct {
 	Message string
 }
 
-// Deps is what a target may use besides its own config.
+// Deps is what a target may use besides its own config: only what some kind needs,
+// never the daemon's own secrets (its API token). The engine's build function fills it;
+// a test may leave any field zero.
 type Deps struct {
 	Logger *slog.Logger
 	Policy string
-	Global *configs.Config
+	// Shared holds the clients targets and sources share (one Docker client per engine);
+	// nil gives the target clients of its own.
+	Shared *shared.Set
+	// DockerHost is the daemon's docker.host ("" = DOCKER_HOST or the default socket).
+	DockerHost string
 }
 
 // Log returns the target's logger, or one that discards when the caller gave none
 // (validate, tests).
 func (d Deps) Log() *slog.Logger { return plugin.Logger(d.Logger) }
 
-var kinds plugin.Registry[Deps, Target]
-
-// Register makes a target kind available. newConfig returns a fresh config with its
-// defaults (it must implement configs.Keyed); build makes the Target without I/O.
+// Register makes a target kind available, to the loader and to New, in the one plugin
+// registry. newConfig returns a fresh config with its defaults (it must implement
+// configs.Keyed); build makes the Target without I/O.
 func Register[C any](name, sample string, newConfig func() *C, build func(cfg *C, deps Deps) (Target, error)) {
-	plugin.Add(&kinds, name, sample, build)
-	configs.RegisterTarget(name, func() any { return newConfig() })
+	if _, ok := any(newConfig()).(configs.Keyed); !ok {
+		panic("targets: the config of kind " + name + " does not implement configs.Keyed")
+	}
+	plugin.Register(plugin.Target, name, sample, newConfig, build)
 }
 
 // Sample returns the sample config of a kind.
-func Sample(name string) (string, bool) { return kinds.Sample(name) }
+func Sample(name string) (string, bool) { return plugin.Sample(plugin.Target, name) }
 
 // Kinds lists the registered target kinds.
-func Kinds() []string { return kinds.Names() }
+func Kinds() []string { return plugin.Names(plugin.Target) }
 
 // New builds the target of a policy.
 func New(t configs.Target, deps Deps) (Target, error) {
-	tgt, err, ok := kinds.Build(t.Kind, t.Config, deps)
+	tgt, err, ok := plugin.Build[Deps, Target](plugin.Target, t.Kind, t.Config, deps)
 	if !ok {
 		return nil, fmt.Errorf("unknown target kind %q", t.Kind)
 	}

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testing/exampletest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 	_ "github.com/autoscalerd/autoscalerd/sources/hatchet"
 	"github.com/autoscalerd/autoscalerd/targets"
 	"github.com/autoscalerd/autoscalerd/targets/compose"
@@ -32,27 +31,8 @@ var env = map[string]string{
 }
 
 func TestConfig(t *testing.T) {
-	cfg, err := configs.Load("autoscalerd.yaml", configs.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	if err != nil {
-		t.Fatalf("autoscalerd.yaml:\n%v", err)
-	}
-	ps, err := policy.Compile(cfg)
-	if err != nil {
-		t.Fatalf("autoscalerd.yaml:\n%v", err)
-	}
-	pc := cfg.Policies[0]
-	tg, err := targets.New(pc.Target, targets.Deps{Policy: pc.Name, Global: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range pc.Queries {
-		src, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Target: tg, Global: cfg})
-		if err != nil {
-			t.Fatalf("query %s: %v", q.Name, err)
-		}
-		_ = sources.Close(src)
-	}
-	if k := pc.Target.Key(); k != "compose:shop/worker" {
+	ps := exampletest.Load(t, "autoscalerd.yaml", env)
+	if k := ps[0].Config.Target.Key(); k != "compose:shop/worker" {
 		t.Errorf("target %s, want the worker service of project shop (.env)", k)
 	}
 	for _, tc := range []struct {

@@ -1,5 +1,5 @@
-// Package dockerapi opens Engine API clients for the Docker targets and sources, and
-// follows the engine's event stream for them.
+// Package dockerapi opens Engine API clients for the Docker targets and sources (one per
+// engine, shared through internal/shared), and follows the engine's event stream for them.
 package dockerapi
 
 import (
@@ -9,22 +9,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
 
-	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
-
-// Host returns the engine address a plugin should use: `docker.host` from the daemon
-// config when set, else "" (which means DOCKER_HOST, else the default socket).
-func Host(global *configs.Config) string {
-	if global == nil {
-		return ""
-	}
-	return global.Docker.Host
-}
 
 // New returns a client for host ("" = DOCKER_HOST or the default socket). It does no
 // I/O: the API version is negotiated on the first request, so an engine that is down
@@ -139,29 +129,14 @@ func follow(ctx context.Context, res client.EventsResult, changed func()) error 
 	}
 }
 
-// Lazy is a client opened on first use, so that building a target or source does no I/O
-// (`autoscalerd validate` touches nothing) and a bad DOCKER_HOST is reported where it is
-// used.
-type Lazy struct {
-	host string
-	once sync.Once
-	c    *client.Client
-	err  error
-}
-
-// NewLazy returns a Lazy for host ("" = DOCKER_HOST or the default socket).
-func NewLazy(host string) *Lazy { return &Lazy{host: host} }
-
-// Get returns the client, opening it on the first call.
-func (l *Lazy) Get() (*client.Client, error) {
-	l.once.Do(func() { l.c, l.err = New(l.host) })
-	return l.c, l.err
-}
-
-// Close closes the client if it was opened.
-func (l *Lazy) Close() error {
-	if c, err := l.Get(); err == nil && c != nil {
-		return c.Close()
-	}
-	return nil
+// Shared returns a hold on the client for host ("" = DOCKER_HOST or the default socket),
+// opened on first use and shared in set with every target and source that talks to the
+// same engine. Building it does no I/O (`autoscalerd validate` touches nothing), and a
+// host the client refuses is reported where it is used, and tried again next time.
+func Shared(set *shared.Set, host string) *shared.Conn[*client.Client] {
+	return shared.New(set, shared.Spec[*client.Client]{
+		Key:   "docker:" + Describe(host), // keys are printable; New refuses credentials anyway
+		Open:  func(context.Context) (*client.Client, error) { return New(host) },
+		Close: (*client.Client).Close,
+	})
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 )
 
 func TestNew(t *testing.T) {
@@ -46,11 +48,37 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestLazyDoesNoIO(t *testing.T) {
+func TestSharedDoesNoIO(t *testing.T) {
 	// An address nothing listens on: building and closing must not touch it.
-	l := NewLazy("tcp://127.0.0.1:1")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
+	set := shared.NewSet()
+	a, b := Shared(set, "tcp://127.0.0.1:1"), Shared(set, "tcp://127.0.0.1:1")
+	other := Shared(set, "")
+	if set.Len() != 2 {
+		t.Fatalf("%d clients for two engines", set.Len())
+	}
+	for _, c := range []*shared.Conn[*client.Client]{a, b, other} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSharedRetriesAfterAFailedOpen(t *testing.T) {
+	// The host is read when the client is opened: a bad DOCKER_HOST fixed meanwhile is
+	// picked up on the next use instead of failing forever.
+	t.Setenv(client.EnvOverrideHost, "ssh://deploy@build-1")
+	c := Shared(nil, "")
+	defer c.Close()
+	if _, err := c.Get(context.Background()); err == nil || !strings.Contains(err.Error(), "ssh:// is not supported") {
+		t.Fatalf("Get = %v, want the refusal", err)
+	}
+	t.Setenv(client.EnvOverrideHost, "unix:///var/run/docker.sock")
+	cl, err := c.Get(context.Background())
+	if err != nil {
+		t.Fatalf("after DOCKER_HOST was fixed: %v", err)
+	}
+	if got := cl.DaemonHost(); got != "unix:///var/run/docker.sock" {
+		t.Fatalf("client for %s", got)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/dockerapi"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -52,14 +52,9 @@ type api interface {
 
 type source struct {
 	resource string
-	host     string
 	replicas Replicas
-	shared   *sources.Shared
 	where    string // names the query in errors
-
-	mu      sync.Mutex
-	api     api
-	release func()
+	cli      *shared.Conn[*client.Client]
 }
 
 // New returns the source for cfg. The policy's target must list its containers.
@@ -68,44 +63,19 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	if !ok {
 		return nil, fmt.Errorf("docker_stats: needs a compose or swarm target to measure (this policy's target is %s)", deps.TargetKind)
 	}
-	shared := deps.Shared
-	if shared == nil {
-		shared = sources.NewShared()
-	}
-	return &source{resource: cfg.Resource, host: dockerapi.Host(deps.Global), replicas: r, shared: shared,
+	// The engine client is shared with the policy's target and every docker_stats query
+	// of the engine.
+	return &source{resource: cfg.Resource, replicas: r, cli: dockerapi.Shared(deps.Shared, deps.DockerHost),
 		where: fmt.Sprintf("docker_stats %s", cfg.Resource)}, nil
 }
 
-// client opens (once) the engine client, shared with every docker_stats query of the host.
-func (s *source) client() (api, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.api != nil {
-		return s.api, nil
-	}
-	v, release, err := s.shared.Acquire("docker:"+s.host, func() (io.Closer, error) { return dockerapi.New(s.host) })
-	if err != nil {
-		return nil, err
-	}
-	s.api, s.release = v.(*client.Client), release
-	return s.api, nil
-}
-
 // Close implements io.Closer.
-func (s *source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.release != nil {
-		s.release()
-		s.release, s.api = nil, nil
-	}
-	return nil
-}
+func (s *source) Close() error { return s.cli.Close() }
 
 // Value is the mean utilisation, in percent, over the running replicas, read
 // concurrently. No running replica is no data: an error, so the policy holds.
 func (s *source) Value(ctx context.Context) (float64, error) {
-	c, err := s.client()
+	c, err := s.cli.Get(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", s.where, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -122,13 +123,13 @@ services:
   idle:
     image: %[1]s
 `, img))
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	read := func(service, resource string) (float64, error) {
 		tg, err := compose.New(&compose.Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, err := New(&Config{Resource: resource}, sources.Deps{Target: tg, Shared: shared})
+		src, err := New(&Config{Resource: resource}, sources.Deps{Target: tg, Shared: set})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,8 +165,8 @@ services:
 			t.Fatalf("Value = %v, want a no-data error", err)
 		}
 	})
-	if shared.Len() != 0 {
-		t.Errorf("%d shared clients left open after every source was closed", shared.Len())
+	if set.Len() != 0 {
+		t.Errorf("%d shared clients left open after every source was closed", set.Len())
 	}
 }
 
@@ -187,11 +188,11 @@ policies:
 		t.Fatal(err)
 	}
 	p := cfg.Policies[0]
-	tg, err := targets.New(p.Target, targets.Deps{Policy: p.Name, Global: cfg})
+	tg, err := targets.New(p.Target, targets.Deps{Policy: p.Name, DockerHost: cfg.Docker.Host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := sources.New(p.Queries[0], sources.Deps{Policy: p.Name, Target: tg, Global: cfg, Shared: sources.NewShared()})
+	src, err := sources.New(p.Queries[0], sources.Deps{Policy: p.Name, Target: tg, DockerHost: cfg.Docker.Host, Shared: shared.NewSet()})
 	if err != nil {
 		t.Fatalf("docker_stats with a compose target: %v", err)
 	}

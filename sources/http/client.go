@@ -10,11 +10,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -87,10 +87,7 @@ type Client struct {
 	log     *slog.Logger
 	url     string   // redacted, for messages
 	secrets []string // scrubbed from quoted responses, longest first
-
-	mu sync.Mutex
-	hc *http.Client
-	tr *http.Transport
+	conn    *shared.Conn[*http.Client]
 }
 
 // NewClient returns a client for ep. A nil logger discards.
@@ -107,7 +104,13 @@ func NewClient(ep Endpoint, log *slog.Logger) *Client {
 	// Longest first: sources.RedactString replaces in order, and one secret may contain
 	// another, which would otherwise leave the longer one's remainder in the text.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	return &Client{ep: ep, log: log, url: RedactURL(ep.URL), secrets: secrets}
+	c := &Client{ep: ep, log: log, url: RedactURL(ep.URL), secrets: secrets}
+	// The client is this endpoint's own (its credentials are), made on first use.
+	c.conn = shared.New(nil, shared.Spec[*http.Client]{
+		Open:  func(context.Context) (*http.Client, error) { return c.client() },
+		Close: func(hc *http.Client) error { hc.CloseIdleConnections(); return nil },
+	})
+	return c
 }
 
 // URL is the endpoint's URL with credentials removed, for messages.
@@ -156,7 +159,7 @@ func (c *Client) FetchJSON(ctx context.Context) ([]byte, error) {
 }
 
 func (c *Client) fetch(ctx context.Context) ([]byte, string, error) {
-	hc, err := c.client()
+	hc, err := c.conn.Get(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s %s: %w", c.ep.Method, c.url, err)
 	}
@@ -213,14 +216,9 @@ func (c *Client) request(ctx context.Context) (*http.Request, error) {
 	return req, nil
 }
 
-// client builds the transport on first use: reading TLS files is I/O, which construction
+// client builds the transport, on first use: reading TLS files is I/O, which construction
 // must not do. A failure (a missing CA file) is retried on the next evaluation.
 func (c *Client) client() (*http.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.hc != nil {
-		return c.hc, nil
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone() // keeps HTTPS_PROXY and sane dial timeouts
 	tr.MaxIdleConnsPerHost = 2                            // one request per evaluation; keep a spare
 	tr.IdleConnTimeout = 5 * time.Minute                  // outlive long evaluation intervals
@@ -232,9 +230,7 @@ func (c *Client) client() (*http.Client, error) {
 		}
 		tr.TLSClientConfig = cfg
 	}
-	c.tr = tr
-	c.hc = &http.Client{Transport: tr, CheckRedirect: sameOrigin}
-	return c.hc, nil
+	return &http.Client{Transport: tr, CheckRedirect: sameOrigin}, nil
 }
 
 // sameOrigin follows redirects only within the original host, and never from https to
@@ -254,14 +250,7 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 }
 
 // Close drops the idle connections.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tr != nil {
-		c.tr.CloseIdleConnections()
-	}
-	return nil
-}
+func (c *Client) Close() error { return c.conn.Close() }
 
 // snippet quotes the start of a body on one line, credentials removed. The whole body is
 // scrubbed before it is cut, so a secret straddling the cut cannot leak half of itself.

@@ -7,7 +7,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -141,29 +141,16 @@ type source struct {
 	stream, consumer string
 	ackPending       bool
 	conn             *conn
-	release          func()
 }
 
 // New returns the source for cfg. It opens nothing: the connection is made on the first
 // Value and shared with every query that names the same servers and credentials.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	log := deps.Log()
-	shared := deps.Shared
-	if shared == nil { // a caller that shares nothing (a one-off read) still gets a working source
-		shared = sources.NewShared()
-	}
-	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return newConn(*cfg, log.With("nats", redact(cfg.URL))), nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	return &source{
 		stream:     cfg.Stream,
 		consumer:   cfg.Consumer,
 		ackPending: cfg.IncludeAckPending,
-		conn:       v.(*conn),
-		release:    release,
+		conn:       newConn(*cfg, deps.Log().With("nats", redact(cfg.URL)), deps.Shared),
 	}, nil
 }
 
@@ -231,18 +218,16 @@ func (s *source) describe(err error) error {
 }
 
 // Close releases the shared connection; the last query to release it closes it.
-func (s *source) Close() error {
-	s.release()
-	return nil
-}
+func (s *source) Close() error { return s.conn.lazy.Close() }
 
-// conn is one connection to a NATS cluster, made on first use. After that the client
+// conn is a source's hold on one connection to a NATS cluster, made on first use and
+// shared with every query with the same servers and identity. After that the client
 // library keeps it up: it reconnects (forever, to any server of the cluster it learnt
 // about) on its own, and while it is away Value fails fast instead of queueing requests.
 type conn struct {
 	cfg  Config
 	log  *slog.Logger
-	lazy *sources.Lazy[*client]
+	lazy *shared.Conn[*client]
 }
 
 // client is what one dial makes.
@@ -251,13 +236,16 @@ type client struct {
 	js jetstream.JetStream
 }
 
-func newConn(cfg Config, log *slog.Logger) *conn {
+func newConn(cfg Config, log *slog.Logger, set *shared.Set) *conn {
 	c := &conn{cfg: cfg, log: log}
-	c.lazy = sources.NewLazy(c.dial,
+	c.lazy = shared.New(set, shared.Spec[*client]{
+		Key:   sharedKey(&cfg),
+		Open:  c.dial,
+		Close: func(cl *client) error { cl.nc.Close(); return nil },
 		// Closed by the library (e.g. the server refused our credentials again after a
 		// reconnect): start over rather than fail forever.
-		func(cl *client) bool { return cl.nc.IsClosed() },
-		func(cl *client) { cl.nc.Close() })
+		Stale: func(cl *client) bool { return cl.nc.IsClosed() },
+	})
 	return c
 }
 
@@ -335,6 +323,3 @@ func (c *conn) connect(ctx context.Context) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
-
-// Close closes the connection, once no query uses it any more.
-func (c *conn) Close() error { return c.lazy.Close() }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
@@ -144,9 +145,9 @@ func backlog(t *testing.T, url string, replicas, total, acked, inFlight int, con
 	}
 }
 
-func newSource(t *testing.T, shared *sources.Shared, cfg Config) sources.Source {
+func newSource(t *testing.T, set *shared.Set, cfg Config) sources.Source {
 	t.Helper()
-	src, err := New(&cfg, sources.Deps{Shared: shared})
+	src, err := New(&cfg, sources.Deps{Shared: set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestValue(t *testing.T) {
 	srv := natstest.Start(t, nil)
 	backlog(t, srv.ClientURL(), 1, 10, 3, 2)
 
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	for _, tc := range []struct {
 		name       string
 		ackPending bool
@@ -173,7 +174,7 @@ func TestValue(t *testing.T) {
 		{"undelivered only", false, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := newSource(t, shared, Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: tc.ackPending})
+			src := newSource(t, set, Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: tc.ackPending})
 			got, err := read(t, src)
 			if err != nil {
 				t.Fatal(err)
@@ -183,7 +184,7 @@ func TestValue(t *testing.T) {
 			}
 		})
 	}
-	if n := shared.Len(); n != 0 {
+	if n := set.Len(); n != 0 {
 		t.Fatalf("%d shared connections left open after every source closed", n)
 	}
 }
@@ -191,13 +192,13 @@ func TestValue(t *testing.T) {
 func TestSharedConnection(t *testing.T) {
 	srv := natstest.Start(t, nil)
 	backlog(t, srv.ClientURL(), 1, 4, 0, 0)
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	cfg := Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true}
-	a, _ := New(&cfg, sources.Deps{Shared: shared})
-	b, _ := New(&cfg, sources.Deps{Shared: shared})
+	a, _ := New(&cfg, sources.Deps{Shared: set})
+	b, _ := New(&cfg, sources.Deps{Shared: set})
 	other := cfg
 	other.Token = configs.NewSecret("x") // another identity must get its own connection
-	c, _ := New(&other, sources.Deps{Shared: shared})
+	c, _ := New(&other, sources.Deps{Shared: set})
 	for _, src := range []sources.Source{a, b} {
 		if v, err := read(t, src); err != nil || v != 4 {
 			t.Fatalf("value = %v, %v; want 4", v, err)
@@ -206,16 +207,16 @@ func TestSharedConnection(t *testing.T) {
 	if got := srv.NumClients(); got != 1 {
 		t.Fatalf("server has %d clients, want 1 shared connection", got)
 	}
-	if shared.Len() != 2 {
-		t.Fatalf("shared.Len() = %d, want 2 (one per identity)", shared.Len())
+	if set.Len() != 2 {
+		t.Fatalf("set.Len() = %d, want 2 (one per identity)", set.Len())
 	}
 	for _, src := range []sources.Source{a, b, c} {
 		if err := sources.Close(src); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if shared.Len() != 0 {
-		t.Fatalf("shared.Len() = %d after closing every source", shared.Len())
+	if set.Len() != 0 {
+		t.Fatalf("set.Len() = %d after closing every source", set.Len())
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.NumClients() != 0 {
@@ -250,7 +251,7 @@ func TestAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Stream, tc.cfg.Consumer, tc.cfg.IncludeAckPending = "ORDERS", "workers", true
-			v, err := read(t, newSource(t, sources.NewShared(), tc.cfg))
+			v, err := read(t, newSource(t, shared.NewSet(), tc.cfg))
 			if tc.wantErr == "" {
 				if err != nil || v != 3 {
 					t.Fatalf("value = %v, %v; want 3", v, err)
@@ -288,7 +289,7 @@ func TestErrors(t *testing.T) {
 		{"unreachable", dead, "ORDERS", "workers", "nats: connect to nats://u:xxxxx@127.0.0.1:", nats.ErrNoServers},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := newSource(t, sources.NewShared(), Config{URL: tc.url, Stream: tc.stream, Consumer: tc.con, IncludeAckPending: true})
+			src := newSource(t, shared.NewSet(), Config{URL: tc.url, Stream: tc.stream, Consumer: tc.con, IncludeAckPending: true})
 			start := time.Now()
 			_, err := read(t, src)
 			if err == nil {
@@ -328,7 +329,7 @@ func TestCluster(t *testing.T) {
 			want       float64
 		}{{true, 14}, {false, 10}} {
 			t.Run(fmt.Sprintf("%s/ack_pending=%v", url, tc.ackPending), func(t *testing.T) {
-				src := newSource(t, sources.NewShared(), Config{URL: url, Stream: "ORDERS", Consumer: "workers", IncludeAckPending: tc.ackPending})
+				src := newSource(t, shared.NewSet(), Config{URL: url, Stream: "ORDERS", Consumer: "workers", IncludeAckPending: tc.ackPending})
 				// A follower's view is only used for routing; the answer comes from the
 				// consumer leader, but give replication a moment after the acks.
 				deadline := time.Now().Add(10 * time.Second)
@@ -349,7 +350,7 @@ func TestCluster(t *testing.T) {
 	t.Run("node lost", func(t *testing.T) {
 		// Connected through node 1 only; the client learns the other nodes from the
 		// cluster and must move to one of them when node 1 goes away.
-		src := newSource(t, sources.NewShared(), Config{URL: urls[0], Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true})
+		src := newSource(t, shared.NewSet(), Config{URL: urls[0], Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true})
 		if v, err := read(t, src); err != nil || v != 14 {
 			t.Fatalf("before: value = %v, %v; want 14", v, err)
 		}
@@ -408,7 +409,7 @@ func TestTLS(t *testing.T) {
 		{"missing ca file", srv.ClientURL(), &configs.TLS{CAFile: "/nonexistent/ca.pem"}, "tls ca_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := newSource(t, sources.NewShared(), Config{URL: tc.url, Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, TLS: tc.tls})
+			src := newSource(t, shared.NewSet(), Config{URL: tc.url, Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, TLS: tc.tls})
 			v, err := read(t, src)
 			if tc.wantErr == "" {
 				if err != nil || v != 2 {
@@ -435,7 +436,7 @@ func TestCreds(t *testing.T) {
 		{"no credentials", "", "Authorization Violation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := newSource(t, sources.NewShared(), Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, Creds: tc.creds})
+			src := newSource(t, shared.NewSet(), Config{URL: srv.ClientURL(), Stream: "ORDERS", Consumer: "workers", IncludeAckPending: true, Creds: tc.creds})
 			v, err := read(t, src)
 			if tc.wantErr == "" {
 				if err != nil || v != 2 {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -50,50 +51,44 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 }
 
 type source struct {
-	dsn    string
-	query  string
-	where  string // host:port/database, for messages
-	shared *sources.Shared
-	pool   sources.Lease[sharedPool]
+	dsn   string
+	query string
+	where string // host:port/database, for messages
+	pool  *shared.Conn[*pgxpool.Pool]
 }
 
-// New returns the source for cfg. The pool is opened (or joined) on first use.
+// New returns the source for cfg. The pool is opened (or joined) on first use: one pool
+// per DSN, whatever the number of queries.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
-	s := &source{dsn: cfg.DSN.Value(), query: cfg.Query, where: "<unparseable dsn>", shared: deps.Shared}
+	s := &source{dsn: cfg.DSN.Value(), query: cfg.Query, where: "<unparseable dsn>"}
 	if pc, err := pgconn.ParseConfig(s.dsn); err == nil {
 		s.where = fmt.Sprintf("%s:%d/%s", pc.Host, pc.Port, pc.Database)
 	}
+	s.pool = shared.New(deps.Shared, shared.Spec[*pgxpool.Pool]{
+		// The key holds a fingerprint, not the DSN: keys are safe to print.
+		Key:   "postgres:" + sources.Fingerprint(s.dsn),
+		Open:  s.open,
+		Close: func(p *pgxpool.Pool) error { p.Close(); return nil },
+	})
 	return s, nil
 }
 
-// sharedPool lets a pool live in sources.Shared (which wants an io.Closer).
-type sharedPool struct{ *pgxpool.Pool }
-
-func (p sharedPool) Close() error { p.Pool.Close(); return nil }
-
-func (s *source) connect() (*pgxpool.Pool, error) {
-	// The key holds a fingerprint, not the DSN: keys are safe to print.
-	p, err := s.pool.Get(s.shared, "postgres:"+sources.Fingerprint(s.dsn), func() (sharedPool, error) {
-		cfg, err := pgxpool.ParseConfig(s.dsn)
-		if err != nil {
-			return sharedPool{}, err
-		}
-		if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-			// So a DBA looking at pg_stat_activity sees who runs these queries.
-			cfg.ConnConfig.RuntimeParams["application_name"] = "autoscalerd"
-		}
-		// NewWithConfig connects lazily (no MinConns): the first query dials.
-		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-		if err != nil {
-			return sharedPool{}, err
-		}
-		return sharedPool{pool}, nil
-	})
-	return p.Pool, err
+func (s *source) open(ctx context.Context) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(s.dsn)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		// So a DBA looking at pg_stat_activity sees who runs these queries.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "autoscalerd"
+	}
+	// NewWithConfig connects lazily (no MinConns): the first query dials. The pool outlives
+	// the query that opens it, so it must not inherit that query's deadline.
+	return pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
-	pool, err := s.connect()
+	pool, err := s.pool.Get(ctx)
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}

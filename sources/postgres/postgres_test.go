@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -20,9 +21,9 @@ func TestSampleDecodes(t *testing.T) {
 	plugintest.SampleDecodes[Config](t, sample, map[string]string{"TASKS_DSN": "postgres://a:b@db:5432/app?sslmode=disable"})
 }
 
-func newSource(t *testing.T, shared *sources.Shared, dsn, query string) *source {
+func newSource(t *testing.T, set *shared.Set, dsn, query string) *source {
 	t.Helper()
-	src, err := New(&Config{DSN: configs.NewSecret(dsn), Query: query}, sources.Deps{Shared: shared})
+	src, err := New(&Config{DSN: configs.NewSecret(dsn), Query: query}, sources.Deps{Shared: set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestRealPostgres(t *testing.T) {
 		`CREATE TABLE texts (v text)`,
 		`INSERT INTO texts VALUES (' 17 '), ('lots')`,
 	)
-	shared := sources.NewShared()
+	set := shared.NewSet()
 
 	cases := []struct {
 		name    string
@@ -85,7 +86,7 @@ func TestRealPostgres(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := plugintest.Value(t, newSource(t, shared, pg.DSN(), tc.query))
+			got, err := plugintest.Value(t, newSource(t, set, pg.DSN(), tc.query))
 			if tc.wantErr == "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -98,31 +99,31 @@ func TestRealPostgres(t *testing.T) {
 			}
 		})
 	}
-	if n := shared.Len(); n != 0 {
+	if n := set.Len(); n != 0 {
 		t.Errorf("%d pools still open after every source closed", n)
 	}
 
 	t.Run("one pool per DSN", func(t *testing.T) {
-		shared := sources.NewShared()
-		queued := newSource(t, shared, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'queued'`)
-		expired := newSource(t, shared, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'running' AND lease_timeout < now()`)
+		set := shared.NewSet()
+		queued := newSource(t, set, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'queued'`)
+		expired := newSource(t, set, pg.DSN(), `SELECT count(*) FROM tasks WHERE status = 'running' AND lease_timeout < now()`)
 		if _, err := plugintest.Value(t, queued); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := plugintest.Value(t, expired); err != nil {
 			t.Fatal(err)
 		}
-		pool, _ := queued.connect()
-		if other, _ := expired.connect(); other != pool || shared.Len() != 1 {
-			t.Fatalf("two queries with one DSN use %d pools", shared.Len())
+		pool, _ := queued.pool.Get(context.Background())
+		if other, _ := expired.pool.Get(context.Background()); other != pool || set.Len() != 1 {
+			t.Fatalf("two queries with one DSN use %d pools", set.Len())
 		}
 		queued.Close()
-		if got, err := plugintest.Value(t, expired); err != nil || got != 2 || shared.Len() != 1 {
-			t.Fatalf("after closing one query, the other got %g, %v with %d pools; want 2 with 1 pool", got, err, shared.Len())
+		if got, err := plugintest.Value(t, expired); err != nil || got != 2 || set.Len() != 1 {
+			t.Fatalf("after closing one query, the other got %g, %v with %d pools; want 2 with 1 pool", got, err, set.Len())
 		}
 		expired.Close()
-		if shared.Len() != 0 {
-			t.Fatalf("%d pools open after both queries closed", shared.Len())
+		if set.Len() != 0 {
+			t.Fatalf("%d pools open after both queries closed", set.Len())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -139,7 +140,7 @@ func TestRealPostgres(t *testing.T) {
 			u.String(),
 			fmt.Sprintf("host=127.0.0.1 port=%d user=%s password='%s' dbname=%s sslmode=disable", pg.Port, pg.User, wrong, pg.Database),
 		} {
-			_, err := plugintest.Value(t, newSource(t, shared, dsn, `SELECT 1`))
+			_, err := plugintest.Value(t, newSource(t, set, dsn, `SELECT 1`))
 			if err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 				t.Fatalf("got %v, want a password authentication error", err)
 			}
@@ -154,7 +155,7 @@ func TestRealPostgres(t *testing.T) {
 
 	t.Run("unreachable", func(t *testing.T) {
 		dsn := fmt.Sprintf("postgres://%s:s3cret@127.0.0.1:%d/%s?sslmode=disable", pg.User, testenv.FreePort(t), pg.Database)
-		_, err := plugintest.Value(t, newSource(t, shared, dsn, `SELECT 1`))
+		_, err := plugintest.Value(t, newSource(t, set, dsn, `SELECT 1`))
 		if err == nil || !strings.Contains(err.Error(), "connect") || strings.Contains(err.Error(), "s3cret") {
 			t.Fatalf("got %v, want a connection error without the password", err)
 		}

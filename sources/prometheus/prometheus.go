@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -89,47 +89,51 @@ type source struct {
 	cfg    *Config
 	where  string // the address without credentials, for messages
 	logger *slog.Logger
+	conn   *shared.Conn[client]
+}
 
-	mu        sync.Mutex // guards api and transport: Close may come from a reload
-	api       v1.API
-	transport *http.Transport
+// client is the API client and the transport under it, whose idle connections Close drops.
+type client struct {
+	api v1.API
+	tr  *http.Transport
 }
 
 // New returns the source for cfg. The HTTP client is built on first use, so that
-// `validate` reads no CA file and opens no connection.
+// `validate` reads no CA file and opens no connection; it is the query's own (its
+// credentials and headers are).
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	s := &source{cfg: cfg, where: "<unparseable address>", logger: deps.Log()}
 	if u, err := url.Parse(cfg.Address); err == nil {
 		s.where = redactURL(u)
 	}
+	s.conn = shared.New(nil, shared.Spec[client]{
+		Open:  s.open,
+		Close: func(c client) error { c.tr.CloseIdleConnections(); return nil },
+	})
 	return s, nil
 }
 
-func (s *source) connect() (v1.API, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.api != nil {
-		return s.api, nil
-	}
+// open builds the client; a failure (a missing CA file) is retried on the next Value.
+func (s *source) open(context.Context) (client, error) {
 	tlsCfg, err := s.cfg.TLS.Client()
 	if err != nil {
-		return nil, err
+		return client{}, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
-	client, err := api.NewClient(api.Config{Address: s.cfg.Address, RoundTripper: &auth{cfg: s.cfg, next: tr}})
+	c, err := api.NewClient(api.Config{Address: s.cfg.Address, RoundTripper: &auth{cfg: s.cfg, next: tr}})
 	if err != nil {
-		return nil, err
+		return client{}, err
 	}
-	s.api, s.transport = v1.NewAPI(client), tr
-	return s.api, nil
+	return client{api: v1.NewAPI(c), tr: tr}, nil
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
-	promAPI, err := s.connect()
+	c, err := s.conn.Get(ctx)
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}
+	promAPI := c.api
 	// A zero time lets the server use its own clock: no clock skew between us and it.
 	val, warnings, _, err := promAPI.Query(ctx, s.cfg.Query, time.Time{})
 	if err != nil {
@@ -212,15 +216,7 @@ func (s *source) secrets() []string {
 }
 
 // Close drops idle keep-alive connections.
-func (s *source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.transport != nil {
-		s.transport.CloseIdleConnections()
-	}
-	s.api, s.transport = nil, nil
-	return nil
-}
+func (s *source) Close() error { return s.conn.Close() }
 
 // auth adds the configured headers and credentials to every request.
 type auth struct {

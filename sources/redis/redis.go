@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -91,8 +92,7 @@ type source struct {
 	group  string
 	where  string // host:port/db, for messages
 	secret []string
-	shared *sources.Shared
-	client sources.Lease[*redis.Client]
+	client *shared.Conn[*redis.Client]
 }
 
 // New returns the source for cfg. The client is opened (or joined) on first use.
@@ -114,13 +114,20 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	// before 7.2 reject it, a wasted round trip.
 	opts.DisableIdentity = true
 	s := &source{
-		opts: opts, key: cfg.Key, typ: cfg.Type, group: cfg.Group, shared: deps.Shared,
+		opts: opts, key: cfg.Key, typ: cfg.Type, group: cfg.Group,
 		where:  fmt.Sprintf("%s/%d", opts.Addr, opts.DB),
 		secret: []string{cfg.URL.Value(), opts.Password},
 	}
 	if s.typ == "" {
 		s.typ = "auto"
 	}
+	s.client = shared.New(deps.Shared, shared.Spec[*redis.Client]{
+		Key: s.sharedKey(),
+		Open: func(context.Context) (*redis.Client, error) {
+			return redis.NewClient(opts), nil // connects on first command
+		},
+		Close: (*redis.Client).Close,
+	})
 	return s, nil
 }
 
@@ -129,14 +136,8 @@ func (s *source) sharedKey() string {
 	return fmt.Sprintf("redis:%s/%d/%s/%s/tls=%t", s.opts.Addr, s.opts.DB, s.opts.Username, sources.Fingerprint(s.opts.Password), s.opts.TLSConfig != nil)
 }
 
-func (s *source) connect() (*redis.Client, error) {
-	return s.client.Get(s.shared, s.sharedKey(), func() (*redis.Client, error) {
-		return redis.NewClient(s.opts), nil // connects on first command
-	})
-}
-
 func (s *source) Value(ctx context.Context) (float64, error) {
-	c, err := s.connect()
+	c, err := s.client.Get(ctx)
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -18,12 +19,12 @@ func TestReadme(t *testing.T) { plugintest.ReadmeShowsSample(t) }
 
 func TestSampleDecodes(t *testing.T) { plugintest.SampleDecodes[Config](t, sample, nil) }
 
-func newSource(t *testing.T, shared *sources.Shared, cfg Config) *source {
+func newSource(t *testing.T, set *shared.Set, cfg Config) *source {
 	t.Helper()
 	if cfg.Type == "" {
 		cfg.Type = "auto"
 	}
-	src, err := New(&cfg, sources.Deps{Shared: shared})
+	src, err := New(&cfg, sources.Deps{Shared: set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestRealRedis(t *testing.T) {
 	}
 	xadd(t, c, "events", 1001, 2) // after "late" was created
 
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -178,7 +179,7 @@ func TestRealRedis(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.Address = addr
-			got, err := plugintest.Value(t, newSource(t, shared, cfg))
+			got, err := plugintest.Value(t, newSource(t, set, cfg))
 			if tc.wantErr == "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %g, %v; want %g", got, err, tc.want)
@@ -193,20 +194,20 @@ func TestRealRedis(t *testing.T) {
 	}
 
 	t.Run("one client per server and db", func(t *testing.T) {
-		shared := sources.NewShared()
-		a := newSource(t, shared, Config{Address: addr, Key: "queue:list"})
-		b := newSource(t, shared, Config{URL: configs.NewSecret("redis://" + addr + "/0"), Key: "queue:set"})
-		other := newSource(t, shared, Config{Address: addr, DB: 3, Key: "queue:list"})
+		set := shared.NewSet()
+		a := newSource(t, set, Config{Address: addr, Key: "queue:list"})
+		b := newSource(t, set, Config{URL: configs.NewSecret("redis://" + addr + "/0"), Key: "queue:set"})
+		other := newSource(t, set, Config{Address: addr, DB: 3, Key: "queue:list"})
 		for _, s := range []*source{a, b, other} {
 			if _, err := plugintest.Value(t, s); err != nil {
 				t.Fatal(err)
 			}
 		}
-		ca, _ := a.connect()
-		cb, _ := b.connect()
-		cother, _ := other.connect()
-		if ca != cb || ca == cother || shared.Len() != 2 {
-			t.Fatalf("%d clients for two databases", shared.Len())
+		ca, _ := a.client.Get(context.Background())
+		cb, _ := b.client.Get(context.Background())
+		cother, _ := other.client.Get(context.Background())
+		if ca != cb || ca == cother || set.Len() != 2 {
+			t.Fatalf("%d clients for two databases", set.Len())
 		}
 		a.Close()
 		if got, err := plugintest.Value(t, b); err != nil || got != 2 {
@@ -214,8 +215,8 @@ func TestRealRedis(t *testing.T) {
 		}
 		b.Close()
 		other.Close()
-		if shared.Len() != 0 {
-			t.Fatalf("%d clients open after every query closed", shared.Len())
+		if set.Len() != 0 {
+			t.Fatalf("%d clients open after every query closed", set.Len())
 		}
 	})
 }

@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 )
 
@@ -111,7 +111,6 @@ type source struct {
 	types            []enumspb.TaskQueueType
 	age              bool
 	conn             *conn
-	release          func()
 }
 
 // New returns the source for cfg. It does no I/O: the client dials on the first Value
@@ -122,23 +121,12 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	for _, t := range cfg.Types {
 		types = append(types, taskQueueTypes[t])
 	}
-	shared := deps.Shared
-	if shared == nil { // a caller that shares nothing (a one-off read) still gets a working source
-		shared = sources.NewShared()
-	}
-	v, release, err := shared.Acquire(sharedKey(cfg), func() (io.Closer, error) {
-		return newConn(*cfg, log.With("temporal", cfg.Address)), nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	return &source{
 		namespace: cfg.Namespace,
 		queue:     cfg.TaskQueue,
 		types:     types,
 		age:       cfg.Measure == measureBacklogAge,
-		conn:      v.(*conn),
-		release:   release,
+		conn:      newConn(*cfg, log.With("temporal", cfg.Address), deps.Shared),
 	}, nil
 }
 
@@ -205,22 +193,24 @@ func typeName(t enumspb.TaskQueueType) string {
 }
 
 // Close releases the shared client; the last query to release it closes it.
-func (s *source) Close() error {
-	s.release()
-	return nil
-}
+func (s *source) Close() error { return s.conn.lazy.Close() }
 
-// conn is one client of a Temporal frontend, dialled on first use. gRPC reconnects on its
-// own after that; a failed first dial is retried on the next Value.
+// conn is a source's hold on one client of a Temporal frontend, dialled on first use and
+// shared with every query that talks to the same frontend with the same credentials.
+// gRPC reconnects on its own after that; a failed first dial is retried on the next Value.
 type conn struct {
 	cfg  Config
 	log  *slog.Logger
-	lazy *sources.Lazy[client.Client]
+	lazy *shared.Conn[client.Client]
 }
 
-func newConn(cfg Config, log *slog.Logger) *conn {
+func newConn(cfg Config, log *slog.Logger, set *shared.Set) *conn {
 	c := &conn{cfg: cfg, log: log}
-	c.lazy = sources.NewLazy(c.dial, nil, func(cl client.Client) { cl.Close() })
+	c.lazy = shared.New(set, shared.Spec[client.Client]{
+		Key:   sharedKey(&cfg),
+		Open:  c.dial,
+		Close: func(cl client.Client) error { cl.Close(); return nil },
+	})
 	return c
 }
 
@@ -280,6 +270,3 @@ func (c *conn) options() (client.Options, error) {
 	}
 	return opts, nil
 }
-
-// Close closes the client, once no query uses it any more.
-func (c *conn) Close() error { return c.lazy.Close() }

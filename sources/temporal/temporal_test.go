@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -138,7 +139,7 @@ func TestServer(t *testing.T) {
 		t.Fatalf("start fan-out: %v", err)
 	}
 
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	for _, tc := range []struct {
 		name  string
 		queue string
@@ -155,7 +156,7 @@ func TestServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := newConfig()
 			cfg.Address, cfg.TaskQueue, cfg.Types = srv.Address, tc.queue, tc.types
-			src := build(t, shared, cfg)
+			src := build(t, set, cfg)
 			// Backlog counts are approximate and refreshed by the matching service
 			// asynchronously: poll until they reach what was set up.
 			eventually(t, src, func(v float64) bool { return v == tc.want }, fmt.Sprintf("== %v", tc.want))
@@ -166,7 +167,7 @@ func TestServer(t *testing.T) {
 		for _, queue := range []string{workflowQueue, activityQueue} {
 			cfg := newConfig()
 			cfg.Address, cfg.TaskQueue, cfg.Measure = srv.Address, queue, measureBacklogAge
-			src := build(t, shared, cfg)
+			src := build(t, set, cfg)
 			v := eventually(t, src, func(v float64) bool { return v >= 1 }, ">= 1s")
 			if v > 120 {
 				t.Fatalf("%s: backlog age %vs is older than the test", queue, v)
@@ -175,21 +176,21 @@ func TestServer(t *testing.T) {
 	})
 
 	t.Run("one connection per server", func(t *testing.T) {
-		shared := sources.NewShared()
+		set := shared.NewSet()
 		a, b := newConfig(), newConfig()
 		a.Address, a.TaskQueue = srv.Address, workflowQueue
 		b.Address, b.TaskQueue, b.Namespace = srv.Address, activityQueue, "other" // namespace is per request
-		srcA, srcB := build(t, shared, a), build(t, shared, b)
+		srcA, srcB := build(t, set, a), build(t, set, b)
 		if _, err := sources.Read(ctx, srcA, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if n := shared.Len(); n != 1 {
-			t.Fatalf("shared.Len() = %d, want 1", n)
+		if n := set.Len(); n != 1 {
+			t.Fatalf("set.Len() = %d, want 1", n)
 		}
 		_ = sources.Close(srcA)
 		_ = sources.Close(srcB)
-		if n := shared.Len(); n != 0 {
-			t.Fatalf("shared.Len() = %d after closing both, want 0", n)
+		if n := set.Len(); n != 0 {
+			t.Fatalf("set.Len() = %d after closing both, want 0", n)
 		}
 	})
 
@@ -215,7 +216,7 @@ func TestServer(t *testing.T) {
 				cfg := newConfig()
 				cfg.Address, cfg.TaskQueue, cfg.Types = tc.address, workflowQueue, []string{"workflow"}
 				cfg.APIKey, cfg.TLS = configs.NewSecret(tc.apiKey), tc.tls
-				v, err := sources.Read(context.Background(), build(t, sources.NewShared(), cfg), 5*time.Second)
+				v, err := sources.Read(context.Background(), build(t, shared.NewSet(), cfg), 5*time.Second)
 				if tc.wantErr == "" {
 					if err != nil || v != 4 {
 						t.Fatalf("value = %v, %v; want 4", v, err)
@@ -235,7 +236,7 @@ func TestServer(t *testing.T) {
 	t.Run("unknown namespace", func(t *testing.T) {
 		cfg := newConfig()
 		cfg.Address, cfg.TaskQueue, cfg.Namespace = srv.Address, workflowQueue, "nope"
-		_, err := sources.Read(context.Background(), build(t, shared, cfg), 5*time.Second)
+		_, err := sources.Read(context.Background(), build(t, set, cfg), 5*time.Second)
 		if err == nil || !strings.Contains(err.Error(), `temporal: namespace "nope" not found on `+srv.Address) {
 			t.Fatalf("want a namespace-not-found error, got %v", err)
 		}
@@ -251,7 +252,7 @@ func TestUnreachable(t *testing.T) {
 			cfg := newConfig()
 			cfg.Address, cfg.TaskQueue = tc.address, "q"
 			cfg.APIKey, cfg.TLS = configs.NewSecret("secret-api-key"), &TLS{Disabled: true}
-			src := build(t, sources.NewShared(), cfg)
+			src := build(t, shared.NewSet(), cfg)
 			for range 2 { // a failed dial is retried on the next evaluation, not remembered
 				start := time.Now()
 				_, err := sources.Read(context.Background(), src, 2*time.Second)
@@ -277,10 +278,10 @@ func TestUnreachable(t *testing.T) {
 // TestWaitForSharedDial: a query waiting for another query's dial on the shared
 // connection gives up at its own timeout, not the other's.
 func TestWaitForSharedDial(t *testing.T) {
-	shared := sources.NewShared()
+	set := shared.NewSet()
 	cfg := newConfig()
 	cfg.Address, cfg.TaskQueue = silentServer(t), "q"
-	slow, quick := build(t, shared, cfg), build(t, shared, cfg)
+	slow, quick := build(t, set, cfg), build(t, set, cfg)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -357,9 +358,9 @@ func silentServer(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func build(t *testing.T, shared *sources.Shared, cfg *Config) sources.Source {
+func build(t *testing.T, set *shared.Set, cfg *Config) sources.Source {
 	t.Helper()
-	src, err := New(cfg, sources.Deps{Shared: shared})
+	src, err := New(cfg, sources.Deps{Shared: set})
 	if err != nil {
 		t.Fatal(err)
 	}

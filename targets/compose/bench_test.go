@@ -119,7 +119,7 @@ services:
 	defer func() { d.Process.Signal(syscall.SIGTERM); d.Wait() }()
 
 	running := func() int {
-		api, err := tg.client()
+		api, err := tg.client(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/dockerapi"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
@@ -86,7 +87,7 @@ type Target struct {
 	// to about one round without swamping a small host.
 	parallel int
 
-	cli *dockerapi.Lazy
+	cli *shared.Conn[*client.Client]
 
 	// beforeStart, when set (tests), runs between creating a clone and starting it.
 	beforeStart func(name string)
@@ -97,14 +98,14 @@ func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 	log := deps.Log()
 	return &Target{
 		cfg:      *cfg,
-		cli:      dockerapi.NewLazy(dockerapi.Host(deps.Global)),
+		cli:      dockerapi.Shared(deps.Shared, deps.DockerHost),
 		log:      log.With("target", "compose", "project", cfg.Project, "service", cfg.Service),
 		parallel: 16,
 	}, nil
 }
 
-func (t *Target) client() (api, error) {
-	c, err := t.cli.Get()
+func (t *Target) client(ctx context.Context) (api, error) {
+	c, err := t.cli.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,7 @@ func (t *Target) replicas(ctx context.Context, c api) ([]replica, error) {
 // Status implements targets.Target: Replicas counts running containers, Ready those that
 // are not unhealthy or still starting.
 func (t *Target) Status(ctx context.Context) (targets.Status, error) {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return targets.Status{}, err
 	}
@@ -198,7 +199,7 @@ func (t *Target) Status(ctx context.Context) (targets.Status, error) {
 
 // ContainerIDs returns the IDs of the service's running containers (for docker_stats).
 func (t *Target) ContainerIDs(ctx context.Context) ([]string, error) {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +219,7 @@ func (t *Target) ContainerIDs(ctx context.Context) ([]string, error) {
 // Watch implements targets.Watcher: container events of this service (someone ran
 // `docker compose up`, a replica crashed) ask for an early evaluation.
 func (t *Target) Watch(ctx context.Context, changed func()) error {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ policies:
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for {
-			api, err := tg.client()
+			api, err := tg.client(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

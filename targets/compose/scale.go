@@ -26,7 +26,7 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	if n < 0 {
 		return t.errorf("cannot scale to %d replicas", n)
 	}
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return err
 	}

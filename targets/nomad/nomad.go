@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/nomadclient"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
@@ -72,8 +72,7 @@ type target struct {
 	cfg  *Config
 	name string // `job "web" group "api"`, the prefix of every message
 
-	mu     sync.Mutex
-	client *api.Client
+	client *shared.Conn[*api.Client]
 	// ours is the count this target last asked for, so Watch can tell our own changes
 	// from outside ones; -1 when none is pending.
 	ours atomic.Int64
@@ -86,29 +85,32 @@ func New(cfg *Config, _ targets.Deps) (targets.Target, error) {
 		name = fmt.Sprintf("job %q group %q (namespace %q)", cfg.Job, cfg.Group, cfg.Namespace)
 	}
 	t := &target{cfg: cfg, name: name}
+	// The target's own client: its namespace and token are part of it. A failure to make
+	// one (an unreadable NOMAD_CACERT) is retried on the next call.
+	t.client = shared.New(nil, shared.Spec[*api.Client]{
+		Open: func(context.Context) (*api.Client, error) {
+			return nomadclient.New(nomadclient.Options{
+				Address: cfg.Address, Token: cfg.Token.Value(),
+				Namespace: cfg.Namespace, Region: cfg.Region,
+			})
+		},
+		Close: func(c *api.Client) error { c.Close(); return nil },
+	})
 	t.ours.Store(-1)
 	return t, nil
 }
 
-func (t *target) api() (*api.Client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.client == nil {
-		c, err := nomadclient.New(nomadclient.Options{
-			Address: t.cfg.Address, Token: t.cfg.Token.Value(),
-			Namespace: t.cfg.Namespace, Region: t.cfg.Region,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("nomad: %s: %w", t.name, err)
-		}
-		t.client = c
+func (t *target) api(ctx context.Context) (*api.Client, error) {
+	c, err := t.client.Get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nomad: %s: %w", t.name, err)
 	}
-	return t.client, nil
+	return c, nil
 }
 
 // group returns the scale status of the configured group.
 func (t *target) group(ctx context.Context) (api.TaskGroupScaleStatus, error) {
-	c, err := t.api()
+	c, err := t.api(ctx)
 	if err != nil {
 		return api.TaskGroupScaleStatus{}, err
 	}
@@ -160,7 +162,7 @@ func (t *target) Status(ctx context.Context) (targets.Status, error) {
 
 // Scale sets the group's count through the Job Scale API, which records a scaling event.
 func (t *target) Scale(ctx context.Context, replicas int, why targets.Reason) error {
-	c, err := t.api()
+	c, err := t.api(ctx)
 	if err != nil {
 		return err
 	}
@@ -196,7 +198,7 @@ const watchWait = 5 * time.Minute
 // when the job changes, and a desired count this target did not ask for (someone ran
 // `nomad job scale`, or re-submitted the job) asks the policy for an early evaluation.
 func (t *target) Watch(ctx context.Context, changed func()) error {
-	c, err := t.api()
+	c, err := t.api(ctx)
 	if err != nil {
 		return err
 	}
@@ -259,11 +261,4 @@ func (t *target) LastScaled(ctx context.Context) (targets.Scaling, bool, error) 
 }
 
 // Close drops the client's idle connections.
-func (t *target) Close(context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.client != nil {
-		t.client.Close()
-	}
-	return nil
-}
+func (t *target) Close(context.Context) error { return t.client.Close() }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/dockerapi"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
@@ -58,7 +59,7 @@ type Target struct {
 	cfg Config
 	log *slog.Logger
 
-	cli *dockerapi.Lazy
+	cli *shared.Conn[*client.Client]
 
 	// beforeUpdate, when set (tests), runs between the inspect and the update of each attempt.
 	beforeUpdate func(attempt int)
@@ -72,13 +73,13 @@ func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 	log := deps.Log()
 	return &Target{
 		cfg: *cfg,
-		cli: dockerapi.NewLazy(dockerapi.Host(deps.Global)),
+		cli: dockerapi.Shared(deps.Shared, deps.DockerHost),
 		log: log.With("target", "swarm", "service", cfg.Service),
 	}, nil
 }
 
-func (t *Target) client() (api, error) {
-	c, err := t.cli.Get()
+func (t *Target) client(ctx context.Context) (api, error) {
+	c, err := t.cli.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (t *Target) inspect(ctx context.Context, c api) (swarm.Service, error) {
 
 // Status implements targets.Target: Replicas is the desired count, Ready the running tasks.
 func (t *Target) Status(ctx context.Context) (targets.Status, error) {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return targets.Status{}, err
 	}
@@ -154,7 +155,7 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	if n < 0 {
 		return t.errorf("cannot scale to %d replicas", n)
 	}
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 // ContainerIDs returns the containers of the service's running tasks on the node
 // autoscalerd talks to (stats can only be read there), for docker_stats.
 func (t *Target) ContainerIDs(ctx context.Context) ([]string, error) {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (t *Target) ContainerIDs(ctx context.Context) ([]string, error) {
 // Watch implements targets.Watcher: updates of the service (someone ran `docker service
 // scale`) ask for an early evaluation.
 func (t *Target) Watch(ctx context.Context, changed func()) error {
-	c, err := t.client()
+	c, err := t.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/autoscalerd/autoscalerd/sources"
 )
 
 // Load loads the example's config file with env for ${VAR}, compiles its policies and
-// builds every query's source (which must do no I/O), failing the test on any error.
-// The caller imports the source and target kinds the file uses.
+// builds every target and source as `validate` does (engine.Resolve, which does no I/O),
+// failing the test on any error. The caller imports the source and target kinds the file
+// uses.
 func Load(t *testing.T, file string, env map[string]string) []*policy.Policy {
 	t.Helper()
 	cfg, err := configs.Load(file, configs.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
@@ -25,14 +26,8 @@ func Load(t *testing.T, file string, env map[string]string) []*policy.Policy {
 	if err != nil {
 		t.Fatalf("%s:\n%v", file, err)
 	}
-	for _, pc := range cfg.Policies {
-		for _, q := range pc.Queries {
-			src, err := sources.New(q, sources.Deps{Policy: pc.Name, Shared: sources.NewShared(), Global: cfg})
-			if err != nil {
-				t.Fatalf("%s: policy %s, query %s: %v", file, pc.Name, q.Name, err)
-			}
-			_ = sources.Close(src)
-		}
+	if errs := engine.Resolve(t.Context(), cfg); len(errs) > 0 {
+		t.Fatalf("%s:\n%v", file, errs.Err())
 	}
 	return ps
 }
