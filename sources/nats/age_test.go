@@ -118,10 +118,10 @@ func TestOldestAge(t *testing.T) {
 		}
 	}
 
-	between("workers", true, usBefore, usAfter) // no filter: the stream's first message
-	between("eu", true, eu1Before, eu1After)                 // filtered: older messages on other subjects do not count
-	between("eu-asia", true, asiaBefore, asiaAfter)          // several filters: the oldest over them
-	zero("idle", true)                                       // a filter nothing matches
+	between("workers", true, usBefore, usAfter)     // no filter: the stream's first message
+	between("eu", true, eu1Before, eu1After)        // filtered: older messages on other subjects do not count
+	between("eu-asia", true, asiaBefore, asiaAfter) // several filters: the oldest over them
+	zero("idle", true)                              // a filter nothing matches
 
 	// workers: 1 delivered and held: still owed with include_ack_pending, not without.
 	m := fetch(workers, 1)

@@ -37,7 +37,7 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	plugintest.CheckConfigs(t, func() *Config { return &Config{VHost: "/"} }, []plugintest.ConfigCase{
+	plugintest.CheckConfigs(t, func() *Config { return &Config{VHost: "/", Measure: sources.MeasureCount} }, []plugintest.ConfigCase{
 		{Text: "url: http://127.0.0.1:15672\nqueue: q"},
 		{Text: "url: https://mq.example.com/rabbitmq/\nvhost: shop/eu\nqueue: q"},
 		{Text: "url: http://h:15672/api/queues/%2F/q\nqueue: q", Want: "not an endpoint"},
@@ -45,6 +45,8 @@ func TestConfig(t *testing.T) {
 		{Text: "url: http://h:15672", Want: `missing required key "queue"`},
 		{Text: "url: http://h:15672\nvhost: ''\nqueue: q", Want: "must not be empty"},
 		{Text: "url: http://h:15672\nqueue: q\nbasic_auth: {password: x}", Want: `missing required key "username"`},
+		{Text: "url: http://h:15672\nqueue: q\nmeasure: oldest_age"},
+		{Text: "url: http://h:15672\nqueue: q\nmeasure: head", Want: `test.yaml:3:10: q.measure: "head" is not a measure (use count or oldest_age)`},
 	}, "hunter2")
 }
 
@@ -163,6 +165,8 @@ func TestBroker(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("oldest age", func(t *testing.T) { testOldestAge(t, mq) })
 }
 
 // load declares queue on the broker at amqpURL, publishes total messages, and takes
