@@ -114,7 +114,7 @@ type queueInfo struct {
 	MessagesReady          *float64 `json:"messages_ready"`
 	MessagesUnacknowledged *float64 `json:"messages_unacknowledged"`
 	// HeadMessageTimestamp is the timestamp property (seconds since the epoch) of the
-	// first ready message. The broker sends "" (or nothing) when that message has none.
+	// message at the head of the queue. The broker sends "" (or nothing) when it has none.
 	HeadMessageTimestamp json.RawMessage `json:"head_message_timestamp"`
 }
 
@@ -130,6 +130,11 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	if s.age {
 		return s.headAge(q)
 	}
+	return s.messages(q)
+}
+
+// messages is the queue's depth: ready plus unacknowledged.
+func (s *source) messages(q queueInfo) (float64, error) {
 	switch {
 	case q.Messages != nil:
 		return *q.Messages, nil
@@ -147,23 +152,25 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("%s: no message counts yet (the management plugin has not collected statistics for it; retry next tick)", s.name())
 }
 
-// headAge is the age of the first ready message, from its timestamp property: the
-// oldest message still waiting for a consumer (RabbitMQ queues are FIFO). Messages
-// delivered and not acknowledged are in a worker's hands and have no age here.
+// headAge is the age of the message at the head of the queue, from its timestamp
+// property: the oldest message the queue holds (a queue is FIFO). RabbitMQ counts a
+// message delivered and not yet acknowledged as still in the queue (3.10, tested), so
+// this is the age of the oldest message of the same work `messages` counts.
 //
-// No ready message is an age of 0. A ready message without a timestamp is an error,
-// not 0: a missing age must not look like an empty queue.
+// No message is an age of 0. Messages without a timestamp at the head are an error, not
+// 0: a missing age must not look like an empty queue.
 func (s *source) headAge(q queueInfo) (float64, error) {
-	if q.MessagesReady == nil {
-		return 0, fmt.Errorf("%s: no message counts yet (the management plugin has not collected statistics for it; retry next tick)", s.name())
+	n, err := s.messages(q)
+	if err != nil {
+		return 0, err
 	}
-	if *q.MessagesReady == 0 {
+	if n == 0 {
 		return 0, nil
 	}
 	var ts *float64 // null, "" and no field at all are the same: no timestamp
 	if err := json.Unmarshal(q.HeadMessageTimestamp, &ts); err != nil || ts == nil {
-		return 0, fmt.Errorf("%s: %g ready messages but no head_message_timestamp: the message at the head was published without the timestamp property "+
-			"(publishers must set it), or the queue type does not report it (quorum and stream queues); use measure: count", s.name(), *q.MessagesReady)
+		return 0, fmt.Errorf("%s: %g messages but no head_message_timestamp: the message at the head was published without the timestamp property "+
+			"(publishers must set it), or the queue type does not report it (quorum and stream queues); use measure: count", s.name(), n)
 	}
 	return sources.AgeSeconds(s.now(), time.Unix(int64(*ts), 0)), nil
 }
