@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
@@ -174,33 +172,11 @@ func TestBroker(t *testing.T) {
 // ends.
 func load(t *testing.T, amqpURL, queue string, total, unacked int) {
 	t.Helper()
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatalf("amqp dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare %s: %v", queue, err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
+	ch := channel(t, amqpURL)
+	declare(t, ch, queue, nil)
+	publish(t, ch, queue, make([]time.Time, total)...) // no timestamps
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range total {
-		conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false,
-			amqp.Publishing{Body: fmt.Appendf(nil, "job %d", i), DeliveryMode: amqp.Persistent})
-		if err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-		if ok, err := conf.WaitContext(ctx); !ok || err != nil {
-			t.Fatalf("publish not confirmed: %v", err)
-		}
-	}
 	// Prefetch caps what the broker pushes: exactly `unacked` messages go out unacked.
 	if err := ch.Qos(unacked, 0, false); err != nil {
 		t.Fatal(err)
