@@ -23,6 +23,7 @@ type estimate struct {
 	perReplica float64 // completions per replica per second
 	intervals  int     // measured intervals in the window
 	prior      bool    // too few intervals: perReplica is the prior
+	statistic  string  // "median" or "upper quartile"
 	// age > 0: too few intervals, perReplica was measured that long ago
 	age time.Duration
 }
@@ -34,7 +35,7 @@ func (e estimate) String() string {
 	if e.prior {
 		return fmt.Sprintf("%s/s/replica (prior; %d intervals measured)", formatNum(round3(e.perReplica)), e.intervals)
 	}
-	return fmt.Sprintf("%s/s/replica (median of %d intervals)", formatNum(round3(e.perReplica)), e.intervals)
+	return fmt.Sprintf("%s/s/replica (%s of %d intervals)", formatNum(round3(e.perReplica)), e.statistic, e.intervals)
 }
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
@@ -44,21 +45,23 @@ func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 // backlog's fall plus what arrived meanwhile (from the arrivals counter's samples, when
 // the policy has one). An interval is measured only when it can say something true:
 //
-//   - the backlog is above 0 at both ends, so the workers had work all along (an empty
-//     queue means idle workers, whose spare capacity nobody saw);
-//   - replicas ran (the larger of the counts at its two ends, so a replica still starting
-//     makes the estimate lower, not higher);
+//   - the workers were busy all along: the backlog at both ends held at least as much
+//     work as was completed in between (a backlog of 5 beside 300 completions means idle
+//     workers, whose spare capacity nobody saw);
+//   - replicas ran: the count seen at the interval's end, which is what the decision at
+//     its start left running (a sample's count is read before its tick decides). After
+//     a scale-up it includes replicas still starting, so the estimate errs low: towards
+//     more replicas;
 //   - without arrivals, the backlog fell: a fall is at most what was completed (work may
-//     have arrived too), so each rate is a lower bound and the estimate errs towards more
-//     replicas; a rise says nothing;
+//     have arrived too), so each rate is a lower bound; a rise says nothing;
 //   - with arrivals, the counter did not go back (a restart of whatever counts).
 func intervalRates(xs, arrivals []Sample, haveArrivals bool) []float64 {
 	var rates []float64
 	for i := 1; i < len(xs); i++ {
 		a, b := xs[i-1], xs[i]
 		dt := b.T.Sub(a.T).Seconds()
-		r := max(a.R, b.R)
-		if dt <= 0 || r <= 0 || a.V <= 0 || b.V <= 0 {
+		r := b.R
+		if dt <= 0 || r <= 0 {
 			continue
 		}
 		done := a.V - b.V
@@ -70,7 +73,7 @@ func intervalRates(xs, arrivals []Sample, haveArrivals bool) []float64 {
 			}
 			done += to - from
 		}
-		if done <= 0 && !haveArrivals {
+		if done <= 0 && !haveArrivals || a.V < done || b.V < done || b.V == 0 {
 			continue
 		}
 		rates = append(rates, max(done, 0)/dt/float64(r))
@@ -88,29 +91,29 @@ func valueAt(xs []Sample, t time.Time) (float64, bool) {
 	return xs[i].V, true
 }
 
-func median(xs []float64) float64 {
+// quantile is the q-quantile of xs (linear between the nearest ranks).
+func quantile(xs []float64, q float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
 
-// arrivalWindow is how far back drain looks for the rate at which work arrives: short,
-// so a burst counts at once.
-const arrivalWindow = time.Minute
-
-// arrivalRate is the arrivals counter's rate over the last arrivalWindow (or the samples
-// there are, at least two); a counter that went back (restarted) gives no rate.
-func arrivalRate(xs []Sample, now time.Time) (float64, bool) {
+// arrivalRate is the arrivals counter's rate over the last window (or the samples there
+// are, at least two); a counter that went back (restarted) gives no rate. drain looks
+// back as far as it looks ahead: over its time T, noise in the arrivals averages out
+// as it will in the backlog.
+func arrivalRate(xs []Sample, now time.Time, window time.Duration) (float64, bool) {
 	if len(xs) < 2 {
 		return 0, false
 	}
 	last := xs[len(xs)-1]
 	i := len(xs) - 2
-	for i > 0 && !xs[i].T.Before(now.Add(-arrivalWindow)) {
+	for i > 0 && !xs[i].T.Before(now.Add(-window)) {
 		i--
 	}
 	first := xs[i]
@@ -142,7 +145,14 @@ func (l *learn) throughput(q string, st *State, now time.Time) (estimate, error)
 	}
 	rates := intervalRates(inWindow(samples[q]), samples[l.arrivals], l.arrivals != "")
 	if len(rates) >= l.minIntervals {
-		m := median(rates)
+		// With arrivals every rate is a measurement: the median. Without, every rate is a
+		// lower bound (work arrived too, unseen), loosest when arrivals nearly match the
+		// pool's pace: the upper quartile is the tighter bound and still ignores a stray
+		// interval.
+		m := quantile(rates, 0.5)
+		if l.arrivals == "" {
+			m = quantile(rates, 0.75)
+		}
 		if m <= 0 {
 			return estimate{}, fmt.Errorf("throughput(%s): the workers completed nothing in %d intervals over %s with work waiting (stuck?)", q, len(rates), fmtDur(l.window))
 		}
@@ -150,7 +160,11 @@ func (l *learn) throughput(q string, st *State, now time.Time) (estimate, error)
 			st.Throughput = map[string]Sample{}
 		}
 		st.Throughput[q] = Sample{T: now, V: m}
-		return estimate{perReplica: m, intervals: len(rates)}, nil
+		stat := "median"
+		if l.arrivals == "" {
+			stat = "upper quartile"
+		}
+		return estimate{perReplica: m, intervals: len(rates), statistic: stat}, nil
 	}
 	if last, ok := st.Throughput[q]; ok && last.V > 0 {
 		return estimate{perReplica: last.V, intervals: len(rates), age: max(now.Sub(last.T), time.Second)}, nil
@@ -184,7 +198,7 @@ func (e *evalEnv) learnFns(p *Policy) {
 		arriving := ""
 		inflow := 0.0
 		if l := p.learn; l.arrivals != "" {
-			if rate, ok := arrivalRate(e.samples[l.arrivals], e.now); ok {
+			if rate, ok := arrivalRate(e.samples[l.arrivals], e.now, time.Duration(seconds*float64(time.Second))); ok {
 				inflow = rate
 				arriving = fmt.Sprintf(" + %s/s arriving × %s", formatNum(round3(rate)), window)
 			}
