@@ -126,6 +126,13 @@ func TestDrainComparison(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (run with -update)", err)
 	}
+	doc, err := os.ReadFile("../docs/drain.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := strings.SplitN(got, "\n", 3)[2]; !strings.Contains(string(doc), body) {
+		t.Errorf("docs/drain.md does not show the table of %s; copy it there", golden)
+	}
 	if !bytes.Equal(want, []byte(got)) {
 		t.Errorf("%s is out of date; run go test ./simulate -run TestDrainComparison -args -update\ngot:\n%s", golden, got)
 	}
