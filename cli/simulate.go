@@ -16,13 +16,19 @@ func (a *app) simulateCmd() *cobra.Command {
 		name, tracePath, format, svgPath string
 		startReplicas                    int
 		until                            time.Duration
+		pool                             simulate.Pool
+		poolThroughput                   string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate --policy NAME --trace FILE.csv",
 		Short: "Replay a recorded trace through one policy's decision pipeline on a virtual clock",
 		Long: "Replays a CSV trace (header: time,<query>...; time in seconds from the start or RFC 3339; an empty\n" +
 			"cell is a failed query) through the policy's full pipeline at its interval. Prints one row per tick:\n" +
-			"time,<queries...>,raw,desired,replicas,reason. No source or target is touched.",
+			"time,<queries...>,raw,desired,replicas,reason. No source or target is touched.\n\n" +
+			"With --pool-backlog the replay is closed-loop: the backlog query is not read from the trace but\n" +
+			"computed from the arrival rate in the trace column --pool-arrivals (tasks/s) and the replicas the\n" +
+			"policy runs, each completing --pool-throughput tasks/s (a number or a trace column), first in first\n" +
+			"out. The summary line on stderr (replica-minutes, worst wait, worst backlog) compares policies.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bad := func(err error) error { return &exitError{code: exitInvalid, err: err} }
@@ -60,9 +66,19 @@ func (a *app) simulateCmd() *cobra.Command {
 			if err != nil {
 				return bad(err)
 			}
-			ticks, err := simulate.Run(p, tr, simulate.Options{StartReplicas: startReplicas, Until: until})
+			opts := simulate.Options{StartReplicas: startReplicas, Until: until}
+			if pool.Backlog != "" {
+				pool.ParseThroughput(poolThroughput)
+				opts.Pool = &pool
+			}
+			ticks, err := simulate.Run(p, tr, opts)
 			if err != nil {
 				return bad(err)
+			}
+			if sum := simulate.Summarize(ticks, p.Interval); opts.Pool != nil {
+				defer fmt.Fprintln(a.stderr, sum)
+			} else {
+				defer fmt.Fprintf(a.stderr, "replica-minutes %.1f\n", sum.ReplicaMinutes)
 			}
 			if format == "table" {
 				err = simulate.WriteTable(a.stdout, p, ticks)
@@ -93,6 +109,11 @@ func (a *app) simulateCmd() *cobra.Command {
 	fs.IntVar(&startReplicas, "start-replicas", -1, "the simulated target's count at the start")
 	fs.Lookup("start-replicas").DefValue = "the policy's min" // not "-1", which only means "unset"
 	fs.DurationVar(&until, "until", 0, "stop the replay this long after the first row (default: the last row)")
+	fs.StringVar(&pool.Backlog, "pool-backlog", "", "closed loop: the query the simulated pool feeds with its backlog")
+	fs.StringVar(&pool.Arrivals, "pool-arrivals", "arrive", "closed loop: the trace column with the arrival rate, tasks per second")
+	fs.StringVar(&poolThroughput, "pool-throughput", "", "closed loop: tasks per replica per second, or the trace column that holds it")
+	fs.StringVar(&pool.Counter, "pool-counter", "", "closed loop: a query to feed with the count of tasks arrived (for throughput.arrivals)")
+	fs.StringVar(&pool.Age, "pool-age", "", "closed loop: a query to feed with the oldest waiting task's age in seconds")
 	_ = cmd.MarkFlagRequired("policy")
 	_ = cmd.MarkFlagRequired("trace")
 	return cmd

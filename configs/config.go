@@ -2,8 +2,10 @@ package configs
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,6 +140,37 @@ func (t *Tuning) CheckConfig(c *Check) {
 	}
 }
 
+// Throughput tunes the per-replica throughput a policy learns from its own history, for
+// the expression functions throughput(q) and drain(q, T).
+type Throughput struct {
+	// Prior is the completions per replica per second assumed until enough history was
+	// measured; 0 means none, and the functions hold the policy until then.
+	Prior float64 `yaml:"prior"`
+	// Window is how much history the estimate looks at (default 10m).
+	Window Duration `yaml:"window"`
+	// MinIntervals is how many measured intervals replace the prior (default 3).
+	MinIntervals int `yaml:"min_intervals"`
+	// Arrivals names a query that counts the work that arrived (a counter, e.g. total
+	// tasks enqueued); with it, intervals in which the backlog grew are measured too.
+	Arrivals string `yaml:"arrivals"`
+}
+
+// DefaultThroughputWindow is the history the throughput estimate looks at by default.
+const DefaultThroughputWindow = 10 * time.Minute
+
+// CheckConfig implements Checker.
+func (t *Throughput) CheckConfig(c *Check) {
+	if t.Prior < 0 || math.IsNaN(t.Prior) || math.IsInf(t.Prior, 0) {
+		c.Errorf("prior", "must be a positive number of completions per replica per second (or 0 for none)")
+	}
+	if c.Has("window") && (t.Window < Duration(time.Minute) || t.Window > Duration(24*time.Hour)) {
+		c.Errorf("window", "%s is outside 1m..24h", t.Window)
+	}
+	if c.Has("min_intervals") && t.MinIntervals < 1 {
+		c.Errorf("min_intervals", "must be at least 1")
+	}
+}
+
 // Defaults are inherited by every policy unless it overrides them.
 type Defaults struct {
 	Tuning `yaml:",inline"`
@@ -178,6 +211,8 @@ type Policy struct {
 	Replicas   Expr       `yaml:"replicas" required:"true"`
 	Activation Expr       `yaml:"activation"`
 	Schedule   []Schedule `yaml:"schedule"`
+	// Throughput tunes the estimate behind the expression's throughput() and drain().
+	Throughput Throughput `yaml:"throughput"`
 
 	// Pos is where the policy is defined; Path its key path within that file.
 	Pos  Pos    `yaml:"-"`
@@ -231,6 +266,9 @@ func (p *Policy) CheckConfig(c *Check) {
 	}
 	if c.Has("max") && p.Min > p.Max {
 		c.Errorf("min", "min (%d) is greater than max (%d)", p.Min, p.Max)
+	}
+	if a := p.Throughput.Arrivals; a != "" && !slices.ContainsFunc(p.Queries, func(q *Query) bool { return q.Name == a }) {
+		c.Errorf("throughput.arrivals", "%q is not one of this policy's queries%s", a, DidYouMean(a, p.Queries.Names()))
 	}
 	if p.Activation.IsSet() && p.Min != 0 {
 		c.Errorf("activation", "only applies to policies with min: 0 (this one has min: %d); set min: 0 or remove activation", p.Min)
@@ -302,6 +340,15 @@ type Query struct {
 
 // Queries keeps the queries in file order.
 type Queries []*Query
+
+// Names lists the queries' names in file order.
+func (qs Queries) Names() []string {
+	out := make([]string, len(qs))
+	for i, q := range qs {
+		out[i] = q.Name
+	}
+	return out
+}
 
 var queryNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 

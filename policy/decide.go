@@ -112,7 +112,7 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		}
 		why.addf("%s=%s", p.Queries[i], formatNum(v.V))
 		if p.windows[i] > 0 {
-			st.addSample(p.Queries[i], now, v.V, p.windows[i], maxGap)
+			st.addSample(p.Queries[i], now, v.V, cur, p.windows[i], maxGap)
 		}
 	}
 	partial := failed > 0
@@ -142,6 +142,9 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 
 	desired := -1
 	raw, err := env.replicas(p, in, cur, lo, hi)
+	for _, n := range env.notes {
+		why.add(n)
+	}
 	if err == nil {
 		d.Raw = raw
 		n := ceilCount(raw)
@@ -432,6 +435,11 @@ type evalEnv struct {
 	samples map[string][]Sample
 	now     time.Time
 	vm      vm.VM
+	// st is the tick's state, which the learned functions update.
+	st *State
+	// notes are what the learned functions say about their estimates this tick, for the
+	// reason chain.
+	notes []string
 }
 
 // evalEnv returns the policy's scratch scope, bound to st and now. The caller holds p.mu.
@@ -439,7 +447,7 @@ func (p *Policy) evalEnv(st *State, now time.Time) *evalEnv {
 	if p.env == nil {
 		p.env = newEvalEnv(p)
 	}
-	p.env.samples, p.env.now = st.Samples, now
+	p.env.samples, p.env.now, p.env.notes, p.env.st = st.Samples, now, p.env.notes[:0], st
 	return p.env
 }
 
@@ -485,6 +493,7 @@ func newEvalEnv(p *Policy) *evalEnv {
 			return f.window(q, xs)
 		})
 	}
+	e.learnFns(p)
 	return e
 }
 

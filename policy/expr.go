@@ -40,7 +40,8 @@ type segment struct {
 
 // compileExpr compiles src against the policy's query names. It returns the program and,
 // per query, the longest window a window function looks back over.
-func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*program, map[string]time.Duration, configs.Errors) {
+// learnWindow is the history throughput() and drain() need of the queries they name.
+func compileExpr(e configs.Expr, path string, queries []string, asBool bool, learnWindow time.Duration) (*program, map[string]time.Duration, configs.Errors) {
 	var errs configs.Errors
 	if !e.IsSet() {
 		errs.Add(e.Pos, path, "is empty; write an expression, e.g. %s", exampleExpr(queries, asBool))
@@ -48,7 +49,7 @@ func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*p
 	}
 	src, shifts := rewriteDurations(e.Src)
 	env := checkEnv(queries)
-	pt := &patcher{queries: map[string]bool{}, order: queries, windows: map[string]time.Duration{}}
+	pt := &patcher{queries: map[string]bool{}, order: queries, windows: map[string]time.Duration{}, learnWindow: learnWindow}
 	for _, q := range queries {
 		pt.queries[q] = true
 	}
@@ -163,6 +164,7 @@ func checkEnv(queries []string) map[string]any {
 			env[f.name] = windowStub
 		}
 	}
+	env["throughput"], env["drain"] = throughputStub, drainStub
 	return env
 }
 
@@ -184,6 +186,8 @@ type patcher struct {
 	order   []string // the queries in file order, for messages
 	windows map[string]time.Duration
 	errs    []patchErr
+	// learnWindow is the history a query named by throughput or drain needs.
+	learnWindow time.Duration
 }
 
 func (p *patcher) Visit(node *ast.Node) {
@@ -195,6 +199,21 @@ func (p *patcher) Visit(node *ast.Node) {
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
 		if !ok {
+			return
+		}
+		switch id.Value {
+		case "throughput":
+			p.patchThroughputCall(n)
+			return
+		case "drain":
+			if len(n.Arguments) != 2 {
+				p.fail(n, "drain takes a backlog query and the time to empty it in, e.g. drain(queued, 5m)")
+				return
+			}
+			if q, ok := n.Arguments[0].(*ast.IdentifierNode); ok && p.queries[q.Value] {
+				p.windows[q.Value] = max(p.windows[q.Value], p.learnWindow)
+			}
+			p.patchWindowCall(id.Value, n)
 			return
 		}
 		if _, isWindow := windowFunc(id.Value); !isWindow {
@@ -278,6 +297,23 @@ func (p *patcher) patchWindowCall(fn string, n *ast.CallNode) {
 	secs := &ast.FloatNode{Value: window.Seconds()}
 	secs.SetLocation(n.Arguments[1].Location())
 	n.Arguments[0], n.Arguments[1] = name, secs
+}
+
+// patchThroughputCall turns throughput(queued) into throughput("queued").
+func (p *patcher) patchThroughputCall(n *ast.CallNode) {
+	if len(n.Arguments) != 1 {
+		p.fail(n, "throughput takes one backlog query, e.g. throughput(queued); its history is set by the policy's throughput.window")
+		return
+	}
+	q, ok := n.Arguments[0].(*ast.IdentifierNode)
+	if !ok || !p.queries[q.Value] {
+		p.fail(n.Arguments[0], "the argument of throughput must be the name of one of this policy's queries (%s)", strings.Join(p.order, ", "))
+		return
+	}
+	p.windows[q.Value] = max(p.windows[q.Value], p.learnWindow)
+	name := &ast.StringNode{Value: q.Value}
+	name.SetLocation(q.Location())
+	n.Arguments[0] = name
 }
 
 // queryIn names a query for an example: the first one used inside n, else the policy's
@@ -456,8 +492,7 @@ func isWindowArg(src string, i int) bool {
 	for k > 0 && isIdent(src[k-1]) {
 		k--
 	}
-	_, ok := windowFunc(src[k:j])
-	return ok
+	return namesQuery(src[k:j])
 }
 
 // render prints the expression with the query values substituted.

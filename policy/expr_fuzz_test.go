@@ -51,7 +51,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		start := configs.Pos{File: "f.yaml", Line: 7, Col: 15}
 		e := configs.Expr{Src: src, Pos: start, Inline: !strings.Contains(src, "\n")}
-		prog, windows, errs := compileExpr(e, "policies[0].replicas", queries, asBool)
+		prog, windows, errs := compileExpr(e, "policies[0].replicas", queries, asBool, configs.DefaultThroughputWindow)
 		if len(errs) > 0 {
 			if prog != nil {
 				t.Fatalf("%q: a program and errors: %v", src, errs)

@@ -15,6 +15,9 @@ type function struct {
 	// window computes a window function from the query's samples in the window (at least
 	// one); nil for the math functions.
 	window func(query string, xs []Sample) (float64, error)
+	// learned marks throughput(q) and drain(q, T): functions of a backlog query's history
+	// and the replica counts beside it (throughput.go).
+	learned bool
 }
 
 // functions is the one list of the expression's functions, in the order the docs list
@@ -50,6 +53,8 @@ var functions = []function{
 		first, last := xs[0], xs[len(xs)-1]
 		return (last.V - first.V) / last.T.Sub(first.T).Seconds(), nil
 	}},
+	{name: "throughput", learned: true},
+	{name: "drain", learned: true},
 }
 
 // keywords are expr-lang's own names, which a query cannot take either.
@@ -72,6 +77,17 @@ func windowFunc(name string) (function, bool) {
 		}
 	}
 	return function{}, false
+}
+
+// namesQuery reports whether the first argument of the function called name is a query's
+// name rather than its value.
+func namesQuery(name string) bool {
+	for _, f := range functions {
+		if f.name == name {
+			return f.window != nil || f.learned
+		}
+	}
+	return false
 }
 
 // reserved reports whether a query cannot be called name: the expression already has

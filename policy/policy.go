@@ -43,6 +43,8 @@ type Policy struct {
 	env *evalEnv
 	// windows[i] is how much sample history query i needs for window functions.
 	windows []time.Duration
+	// learn is the throughput estimate's settings, for throughput() and drain().
+	learn *learn
 }
 
 // Load reads a configuration file and compiles its policies, each expression once:
@@ -136,7 +138,14 @@ func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	prog, windows, e := compileExpr(pc.Replicas, configs.JoinPath(pc.Path, "replicas"), p.Queries, false)
+	p.learn = &learn{prior: pc.Throughput.Prior, window: pc.Throughput.Window.D(), minIntervals: pc.Throughput.MinIntervals, arrivals: pc.Throughput.Arrivals}
+	if p.learn.window == 0 {
+		p.learn.window = configs.DefaultThroughputWindow
+	}
+	if p.learn.minIntervals == 0 {
+		p.learn.minIntervals = 3
+	}
+	prog, windows, e := compileExpr(pc.Replicas, configs.JoinPath(pc.Path, "replicas"), p.Queries, false, p.learn.window)
 	errs = append(errs, e...)
 	p.replicas = prog
 	p.windows = make([]time.Duration, len(p.Queries))
@@ -147,10 +156,14 @@ func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
 	}
 	merge(windows)
 	if pc.Activation.IsSet() {
-		act, w, e := compileExpr(pc.Activation, configs.JoinPath(pc.Path, "activation"), p.Queries, true)
+		act, w, e := compileExpr(pc.Activation, configs.JoinPath(pc.Path, "activation"), p.Queries, true, p.learn.window)
 		errs = append(errs, e...)
 		p.activation = act
 		merge(w)
+	}
+	// The arrivals counter is read beside the backlog over the same history.
+	if a := p.learn.arrivals; a != "" {
+		merge(map[string]time.Duration{a: p.learn.window})
 	}
 	if len(errs) > 0 {
 		return nil, errs

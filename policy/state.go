@@ -12,10 +12,12 @@ type Rec struct {
 	V int       `json:"v"`
 }
 
-// Sample is one query value, for window functions.
+// Sample is one query value, for window functions, with the replica count the tick saw
+// beside it (for the throughput estimate).
 type Sample struct {
 	T time.Time `json:"t"`
 	V float64   `json:"v"`
+	R int       `json:"r,omitempty"`
 }
 
 // State is what a policy remembers between ticks. It is persisted in state_dir so that a
@@ -42,6 +44,10 @@ type State struct {
 	// Clean is set in the state saved when the daemon stopped cleanly. A state saved while
 	// it ran may lack what happened after the save, if the daemon then crashed.
 	Clean bool `json:"clean_stop,omitempty"`
+	// Throughput is the last per-replica throughput measured for each backlog query that
+	// throughput() or drain() reads, and when: used once the window holds no measurable
+	// interval (a drained queue), rather than falling back to the prior.
+	Throughput map[string]Sample `json:"throughput,omitempty"`
 }
 
 // Restored makes a state loaded at start safe to decide from at now, and says what it
@@ -137,7 +143,7 @@ func (s *State) recsRange(now time.Time, window time.Duration) (lo, hi int) {
 // addSample records a query value. Samples older than keep are dropped, except the last
 // one at or before the cut, which shows that the history reaches back over the window. A
 // gap longer than maxGap since the previous sample restarts the history.
-func (s *State) addSample(name string, now time.Time, v float64, keep, maxGap time.Duration) {
+func (s *State) addSample(name string, now time.Time, v float64, replicas int, keep, maxGap time.Duration) {
 	if s.Samples == nil {
 		s.Samples = map[string][]Sample{}
 	}
@@ -145,7 +151,7 @@ func (s *State) addSample(name string, now time.Time, v float64, keep, maxGap ti
 	if n := len(xs); n > 0 && now.Sub(xs[n-1].T) > maxGap {
 		xs = xs[:0]
 	}
-	xs = append(xs, Sample{T: now, V: v})
+	xs = append(xs, Sample{T: now, V: v, R: replicas})
 	cut := now.Add(-keep)
 	drop := 0
 	for drop+1 < len(xs) && !xs[drop+1].T.After(cut) {

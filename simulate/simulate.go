@@ -100,6 +100,8 @@ type Options struct {
 	StartReplicas int
 	// Until ends the replay early (relative to the first row); zero means the last row.
 	Until time.Duration
+	// Pool, when set, computes the backlog from arrivals and the replicas run (pool.go).
+	Pool *Pool
 }
 
 // Tick is one row of the replay's output.
@@ -108,6 +110,10 @@ type Tick struct {
 	Values   []policy.Value
 	Decision policy.Decision
 	Replicas int
+	// Backlog and WorstAge are the pool's, in a pool replay: the backlog at the tick, and
+	// the oldest waiting task's largest age until the next tick.
+	Backlog  float64
+	WorstAge time.Duration
 }
 
 // errNoData stands in for a query whose trace cell is empty.
@@ -115,6 +121,16 @@ var errNoData = errors.New("no data in trace")
 
 // Run replays tr through p at p's interval and returns one Tick per evaluation.
 func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
+	if opts.Pool != nil {
+		if err := opts.Pool.check(tr.Columns); err != nil {
+			return nil, err
+		}
+		for _, q := range []string{opts.Pool.Backlog, opts.Pool.Counter, opts.Pool.Age} {
+			if q != "" && !contains(p.Queries, q) {
+				return nil, fmt.Errorf("the pool feeds query %q, which policy %q does not have (queries: %s)", q, p.Name, strings.Join(p.Queries, ", "))
+			}
+		}
+	}
 	col := make([]int, len(p.Queries))
 	for i, q := range p.Queries {
 		col[i] = -1
@@ -123,12 +139,12 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 				col[i] = j
 			}
 		}
-		if col[i] < 0 {
+		if col[i] < 0 && !opts.Pool.fed(q) {
 			return nil, fmt.Errorf("the trace has no column for query %q (columns: %s)", q, strings.Join(tr.Columns, ", "))
 		}
 	}
 	for _, c := range tr.Columns {
-		if !contains(p.Queries, c) {
+		if !contains(p.Queries, c) && !opts.Pool.column(c) {
 			return nil, fmt.Errorf("trace column %q is not a query of policy %q (queries: %s)", c, p.Name, strings.Join(p.Queries, ", "))
 		}
 	}
@@ -142,9 +158,13 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		replicas = opts.StartReplicas
 	}
 	var (
-		st  policy.State
-		row int
+		st   policy.State
+		row  int
+		pool *poolState
 	)
+	if opts.Pool != nil {
+		pool = newPoolState(opts.Pool, tr)
+	}
 	out := make([]Tick, 0, int(end.Sub(start)/p.Interval)+1)
 	for now := start; !now.After(end); now = now.Add(p.Interval) {
 		for row+1 < len(tr.Times) && !tr.Times[row+1].After(now) {
@@ -152,6 +172,10 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		}
 		vals := make([]policy.Value, len(p.Queries))
 		for i, c := range col {
+			if opts.Pool.fed(p.Queries[i]) {
+				vals[i] = policy.Value{V: pool.value(p.Queries[i], now)}
+				continue
+			}
 			if v := tr.Values[row][c]; math.IsNaN(v) {
 				vals[i] = policy.Value{Err: errNoData}
 			} else {
@@ -164,7 +188,12 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		if !p.DryRun {
 			replicas = d.To
 		}
-		out = append(out, Tick{Offset: now.Sub(start), Values: vals, Decision: d, Replicas: replicas})
+		tick := Tick{Offset: now.Sub(start), Values: vals, Decision: d, Replicas: replicas}
+		if pool != nil {
+			tick.Backlog = pool.backlog
+			tick.WorstAge = pool.run(now, p.Interval, replicas)
+		}
+		out = append(out, tick)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
 )
 
 const examplePath = "../../examples/hatchet/autoscalerd.yaml"
@@ -45,7 +46,7 @@ func TestExample(t *testing.T) {
 		t.Fatalf("example: %v, %d policies", err, len(doc.Policies))
 	}
 	var errs configs.Errors
-	q := &Config{URL: DefaultURL, State: "queued"}
+	q := &Config{URL: DefaultURL, State: "queued", Measure: sources.MeasureCount}
 	configs.NewDecoder(examplePath, &errs, lookup).Decode(&doc.Policies[0].Queries.Queued.Hatchet, "hatchet", q)
 	if err := errs.Err(); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package hatchet is the `hatchet` query kind: the number of queued (or running) tasks
-// of a Hatchet tenant, from its task-stats API.
+// of a Hatchet tenant, or the age of the oldest of them, from its task-stats API.
 package hatchet
 
 import (
@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -36,13 +37,16 @@ type Config struct {
 	Tasks []string `yaml:"tasks"`
 	// State is which count to sum: queued (waiting for a worker) or running.
 	State string `yaml:"state"`
+	// Measure is count (the sum of the totals) or oldest_age (seconds since the oldest
+	// task in that state was queued or started).
+	Measure string `yaml:"measure"`
 	// TLS is for self-hosted installations behind a private CA.
 	TLS configs.TLS `yaml:"tls"`
 }
 
 func init() {
 	sources.Register("hatchet", sample, func() *Config {
-		return &Config{URL: DefaultURL, State: "queued"}
+		return &Config{URL: DefaultURL, State: "queued", Measure: sources.MeasureCount}
 	}, New)
 }
 
@@ -67,6 +71,7 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if c.State != "queued" && c.State != "running" {
 		ch.Errorf("state", "%q is not a task state (use queued or running)", c.State)
 	}
+	sources.CheckMeasure(ch, c.Measure)
 	seen := map[string]bool{}
 	for _, t := range c.Tasks {
 		switch {
@@ -83,8 +88,10 @@ type source struct {
 	client *httpsrc.Client
 	tenant string
 	state  string
+	age    bool
 	tasks  []string
 	log    *slog.Logger
+	now    func() time.Time
 	// absent holds the chosen tasks missing from the last response, so each absence is
 	// logged once rather than on every tick.
 	absent map[string]bool
@@ -103,13 +110,16 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		client: httpsrc.NewClient(ep, log),
 		tenant: cfg.TenantID,
 		state:  cfg.State,
+		age:    cfg.Measure == sources.MeasureOldestAge,
 		tasks:  cfg.Tasks,
 		log:    log,
+		now:    time.Now,
 		absent: map[string]bool{},
 	}, nil
 }
 
-// Value sums <task>.<state>.total over the chosen tasks (every task when none are chosen).
+// Value sums <task>.<state>.total over the chosen tasks (every task when none are chosen),
+// or with measure oldest_age returns the age of the earliest <task>.<state>.oldest.
 //
 // The response holds an entry only for tasks that have queued or running runs: the
 // stats are aggregated from the runs that exist, and a task with none has nothing to
@@ -145,6 +155,7 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 		chosen = names
 	}
 	var sum float64
+	var oldest time.Time
 	for _, task := range chosen {
 		st, ok := stats[task]
 		if !ok {
@@ -161,8 +172,38 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 			return 0, fmt.Errorf("hatchet: GET %s: %w", s.client.URL(), err)
 		}
 		sum += n
+		if s.age && n > 0 {
+			t, err := s.oldest(task, st)
+			if err != nil {
+				return 0, fmt.Errorf("hatchet: GET %s: %w", s.client.URL(), err)
+			}
+			if oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	if s.age {
+		if oldest.IsZero() {
+			return 0, nil // nothing in that state: nothing has waited
+		}
+		return sources.AgeSeconds(s.now(), oldest), nil
 	}
 	return sum, nil
+}
+
+// oldest is the timestamp of one task's oldest run in the source's state. A task with
+// runs in that state and no timestamp is an error, not an age of 0: a missing age must
+// not look like an empty queue.
+func (s *source) oldest(task string, st gjson.Result) (time.Time, error) {
+	v := st.Get(s.state + ".oldest")
+	if !v.Exists() || v.Type == gjson.Null {
+		return time.Time{}, fmt.Errorf("task %q: %s has runs but no oldest timestamp (this Hatchet version may not report it; use measure: count)", task, s.state)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v.String())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("task %q: %s.oldest: %q is not an RFC 3339 timestamp", task, s.state, s.client.Scrub(v.String()))
+	}
+	return t, nil
 }
 
 // total is one task's count in the source's state.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/sources"
@@ -81,7 +82,7 @@ func hatchetServer(t *testing.T, prefix, body string) *httptest.Server {
 // returns the configuration errors, one per line ("" when valid).
 func decode(t *testing.T, text string, env map[string]string) (*Config, string) {
 	t.Helper()
-	cfg := &Config{URL: DefaultURL, State: "queued"}
+	cfg := &Config{URL: DefaultURL, State: "queued", Measure: sources.MeasureCount}
 	if err := plugintest.Decode(t, text, cfg, env); err != nil {
 		return cfg, err.Error()
 	}
@@ -134,6 +135,53 @@ func TestValue(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Value = %v, want %v", got, tt.want)
 			}
+		})
+	}
+}
+
+// TestOldestAge reads measure: oldest_age from the same responses: the age of the earliest
+// `oldest` over the chosen tasks in the chosen state, at a fixed clock.
+func TestOldestAge(t *testing.T) {
+	now := time.Date(2024, 1, 15, 10, 40, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		body  string
+		extra string
+		want  float64
+	}{
+		{name: "all tasks queued", body: taskStats, want: 600},
+		{name: "all tasks running", body: taskStats, extra: "state: running", want: 1200},
+		{name: "chosen tasks", body: taskStats, extra: "tasks: [resize-image, generate-report]", want: 540},
+		{name: "chosen tasks running", body: taskStats, extra: "tasks: [generate-report, resize-image]\nstate: running", want: 660},
+		{name: "task without a queued entry has waited 0", body: taskStats, extra: "tasks: [only-running]", want: 0},
+		{name: "nothing queued anywhere", body: `{}`, want: 0},
+		{name: "a drained task without a timestamp", body: `{"a": {"queued": {"total": 0}}, "b": {"queued": {"total": 2, "oldest": "2024-01-15T10:39:30Z"}}}`, want: 30},
+		{name: "fractional seconds", body: `{"a": {"queued": {"total": 1, "oldest": "2024-01-15T10:39:59.25Z"}}}`, want: 0.75},
+		{name: "a timestamp ahead of our clock is skew, 0", body: `{"a": {"queued": {"total": 1, "oldest": "2024-01-15T10:40:02Z"}}}`, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := hatchetServer(t, "", tt.body)
+			src := build(t, "tenant_id: "+tenant+"\ntoken: ${HATCHET_TOKEN}\nmeasure: oldest_age\nurl: "+srv.URL+"\n"+tt.extra, nil)
+			src.(*source).now = func() time.Time { return now }
+			got, err := plugintest.Value(t, src)
+			if err != nil {
+				t.Fatalf("Value: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Value = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, body, want string }{
+		{"queued runs without a timestamp", `{"a": {"queued": {"total": 3}}}`, `task "a": queued has runs but no oldest timestamp`},
+		{"not a timestamp", `{"a": {"queued": {"total": 3, "oldest": "yesterday"}}}`, `task "a": queued.oldest: "yesterday" is not an RFC 3339 timestamp`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := hatchetServer(t, "", tt.body)
+			src := build(t, "tenant_id: "+tenant+"\ntoken: ${HATCHET_TOKEN}\nmeasure: oldest_age\nurl: "+srv.URL, nil)
+			_, err := plugintest.Value(t, src)
+			plugintest.ErrorSays(t, err, []string{tt.want}, token)
 		})
 	}
 }
@@ -254,6 +302,9 @@ func TestConfig(t *testing.T) {
 		{name: "empty tenant", yaml: "tenant_id: ''\ntoken: t", want: []string{`q.tenant_id: is empty`}},
 		{name: "bad state", yaml: "tenant_id: " + tenant + "\ntoken: t\nstate: failed", want: []string{
 			`q.state: "failed" is not a task state (use queued or running)`}},
+		{name: "bad measure", yaml: "tenant_id: " + tenant + "\ntoken: t\nmeasure: age", want: []string{
+			`test.yaml:3:10: q.measure: "age" is not a measure (use count or oldest_age)`}},
+		{name: "oldest age", yaml: "tenant_id: " + tenant + "\ntoken: t\nmeasure: oldest_age", url: DefaultURL},
 		{name: "empty token", yaml: "tenant_id: " + tenant + "\ntoken: ''", want: []string{`q.token: is empty`}},
 		{name: "bad url", yaml: "tenant_id: " + tenant + "\ntoken: t\nurl: cloud.onhatchet.run", want: []string{
 			`q.url: cloud.onhatchet.run: want an http:// or https:// URL`}},

@@ -1,5 +1,6 @@
 // Package nats reads the backlog of a NATS JetStream consumer: the messages it has not
-// been delivered yet, plus (by default) those delivered but not acknowledged.
+// been delivered yet, plus (by default) those delivered but not acknowledged; or how long
+// the oldest of them has been in the stream.
 package nats
 
 import (
@@ -38,10 +39,13 @@ type Config struct {
 	// Creds is a .creds file (user JWT and NKey seed), as `nsc` writes it.
 	Creds string       `yaml:"creds"`
 	TLS   *configs.TLS `yaml:"tls"`
+	// Measure is count (the backlog) or oldest_age (seconds since the oldest message of
+	// that backlog was stored).
+	Measure string `yaml:"measure"`
 }
 
 func init() {
-	sources.Register("nats", sample, func() *Config { return &Config{IncludeAckPending: true} }, New)
+	sources.Register("nats", sample, func() *Config { return &Config{IncludeAckPending: true, Measure: sources.MeasureCount} }, New)
 }
 
 // CheckConfig implements configs.Checker.
@@ -73,6 +77,7 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if (c.User == "") != !c.Password.IsSet() {
 		ch.Errorf("", "user and password go together")
 	}
+	sources.CheckMeasure(ch, c.Measure)
 }
 
 // splitURLs splits the comma-separated server list the way nats.Connect does.
@@ -140,6 +145,7 @@ func redact(servers string) string {
 type source struct {
 	stream, consumer string
 	ackPending       bool
+	age              bool
 	conn             *conn
 }
 
@@ -150,6 +156,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		stream:     cfg.Stream,
 		consumer:   cfg.Consumer,
 		ackPending: cfg.IncludeAckPending,
+		age:        cfg.Measure == sources.MeasureOldestAge,
 		conn:       newConn(*cfg, deps.Log().With("nats", redact(cfg.URL)), deps.Shared),
 	}, nil
 }
@@ -174,6 +181,13 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	info, err := consumerInfo(ctx, js, s.stream, s.consumer)
 	if err != nil {
 		return 0, s.describe(err)
+	}
+	if s.age {
+		age, err := s.oldestAge(ctx, js, info)
+		if err != nil {
+			return 0, s.describe(err)
+		}
+		return age, nil
 	}
 	v := float64(info.NumPending)
 	if s.ackPending {

@@ -40,7 +40,7 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	plugintest.CheckConfigs(t, func() *Config { return &Config{IncludeAckPending: true} }, []plugintest.ConfigCase{
+	plugintest.CheckConfigs(t, func() *Config { return &Config{IncludeAckPending: true, Measure: sources.MeasureCount} }, []plugintest.ConfigCase{
 		{Text: "url: nats://127.0.0.1:4222\nstream: S\nconsumer: C"},
 		{Text: "url: 'nats://a:4222, tls://b:4222,c:4222'\nstream: S\nconsumer: C"},
 		{Text: "url: nats://a\nstream: S", Want: `missing required key "consumer"`},
@@ -53,9 +53,11 @@ func TestConfig(t *testing.T) {
 		{Text: "url: nats://a\nstream: S\nconsumer: C\nuser: u", Want: "user and password go together"},
 		{Text: "url: nats://a\nstream: S\nconsumer: C\ntls: {cert_file: c.pem}", Want: "cert_file and key_file go together"},
 		{Text: "url: nats://a\nstream: S\nconsumer: C\nsubject: x", Want: `unknown key "subject"`},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\nmeasure: oldest_age"},
+		{Text: "url: nats://a\nstream: S\nconsumer: C\nmeasure: age", Want: `test.yaml:4:10: q.measure: "age" is not a measure (use count or oldest_age)`},
 	}, "hunter2")
 
-	cfg := &Config{IncludeAckPending: true}
+	cfg := &Config{IncludeAckPending: true, Measure: sources.MeasureCount}
 	if err := plugintest.Decode(t, "url: nats://a\nstream: S\nconsumer: C", cfg, nil); err != nil || !cfg.IncludeAckPending {
 		t.Fatalf("include_ack_pending should default to true: %+v, %v", cfg, err)
 	}

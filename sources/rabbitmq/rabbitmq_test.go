@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
@@ -37,7 +35,7 @@ func TestSampleDecodes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	plugintest.CheckConfigs(t, func() *Config { return &Config{VHost: "/"} }, []plugintest.ConfigCase{
+	plugintest.CheckConfigs(t, func() *Config { return &Config{VHost: "/", Measure: sources.MeasureCount} }, []plugintest.ConfigCase{
 		{Text: "url: http://127.0.0.1:15672\nqueue: q"},
 		{Text: "url: https://mq.example.com/rabbitmq/\nvhost: shop/eu\nqueue: q"},
 		{Text: "url: http://h:15672/api/queues/%2F/q\nqueue: q", Want: "not an endpoint"},
@@ -45,6 +43,8 @@ func TestConfig(t *testing.T) {
 		{Text: "url: http://h:15672", Want: `missing required key "queue"`},
 		{Text: "url: http://h:15672\nvhost: ''\nqueue: q", Want: "must not be empty"},
 		{Text: "url: http://h:15672\nqueue: q\nbasic_auth: {password: x}", Want: `missing required key "username"`},
+		{Text: "url: http://h:15672\nqueue: q\nmeasure: oldest_age"},
+		{Text: "url: http://h:15672\nqueue: q\nmeasure: head", Want: `test.yaml:3:10: q.measure: "head" is not a measure (use count or oldest_age)`},
 	}, "hunter2")
 }
 
@@ -163,6 +163,8 @@ func TestBroker(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("oldest age", func(t *testing.T) { testOldestAge(t, mq) })
 }
 
 // load declares queue on the broker at amqpURL, publishes total messages, and takes
@@ -170,33 +172,11 @@ func TestBroker(t *testing.T) {
 // ends.
 func load(t *testing.T, amqpURL, queue string, total, unacked int) {
 	t.Helper()
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatalf("amqp dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare %s: %v", queue, err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
+	ch := channel(t, amqpURL)
+	declare(t, ch, queue, nil)
+	publish(t, ch, queue, make([]time.Time, total)...) // no timestamps
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range total {
-		conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false,
-			amqp.Publishing{Body: fmt.Appendf(nil, "job %d", i), DeliveryMode: amqp.Persistent})
-		if err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-		if ok, err := conf.WaitContext(ctx); !ok || err != nil {
-			t.Fatalf("publish not confirmed: %v", err)
-		}
-	}
 	// Prefetch caps what the broker pushes: exactly `unacked` messages go out unacked.
 	if err := ch.Qos(unacked, 0, false); err != nil {
 		t.Fatal(err)

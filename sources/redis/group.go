@@ -19,32 +19,41 @@ const scanPage = 1000
 // the group's position it answers nil, because its counters can no longer tell. Redis 6
 // has no lag field at all. Then lag is counted honestly instead — see undelivered.
 func (s *source) groupBacklog(ctx context.Context, c *redis.Client) (int64, error) {
+	g, err := s.groupInfo(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	lag := g.Lag
+	// go-redis reports a nil lag as -1. A lag and entries-read both 0 on a stream
+	// that has entries can only mean the fields were absent (Redis < 7): a Redis 7
+	// group that has read nothing would report the whole stream as lag.
+	if lag < 0 || (lag == 0 && g.EntriesRead == 0) {
+		if lag, err = undelivered(ctx, c, s.key, g.LastDeliveredID); err != nil {
+			return 0, err
+		}
+	}
+	return g.Pending + lag, nil
+}
+
+// groupInfo is the source's group from XINFO GROUPS; a group that does not exist is an
+// error listing the groups that do.
+func (s *source) groupInfo(ctx context.Context, c *redis.Client) (redis.XInfoGroup, error) {
 	groups, err := c.XInfoGroups(ctx, s.key).Result()
 	if err != nil {
-		return 0, fmt.Errorf("XINFO GROUPS: %w", err)
+		return redis.XInfoGroup{}, fmt.Errorf("XINFO GROUPS: %w", err)
 	}
 	var names []string
 	for _, g := range groups {
-		if g.Name != s.group {
-			names = append(names, g.Name)
-			continue
+		if g.Name == s.group {
+			return g, nil
 		}
-		lag := g.Lag
-		// go-redis reports a nil lag as -1. A lag and entries-read both 0 on a stream
-		// that has entries can only mean the fields were absent (Redis < 7): a Redis 7
-		// group that has read nothing would report the whole stream as lag.
-		if lag < 0 || (lag == 0 && g.EntriesRead == 0) {
-			if lag, err = undelivered(ctx, c, s.key, g.LastDeliveredID); err != nil {
-				return 0, err
-			}
-		}
-		return g.Pending + lag, nil
+		names = append(names, g.Name)
 	}
 	slices.Sort(names)
 	if len(names) == 0 {
-		return 0, fmt.Errorf("stream has no consumer group %q (it has none)", s.group)
+		return redis.XInfoGroup{}, fmt.Errorf("stream has no consumer group %q (it has none)", s.group)
 	}
-	return 0, fmt.Errorf("stream has no consumer group %q (it has %s)", s.group, strings.Join(names, ", "))
+	return redis.XInfoGroup{}, fmt.Errorf("stream has no consumer group %q (it has %s)", s.group, strings.Join(names, ", "))
 }
 
 // undelivered counts the entries after a group's last-delivered ID: exactly the entries

@@ -33,13 +33,16 @@ type Config struct {
 	Key      string         `yaml:"key" required:"true"`
 	Type     string         `yaml:"type"`
 	Group    string         `yaml:"group"`
+	// Measure is count (the length or backlog) or oldest_age (streams only: seconds since
+	// the oldest entry not yet acknowledged was added).
+	Measure string `yaml:"measure"`
 }
 
 // types are the key types a query can measure, with the command that measures each.
 var types = []string{"auto", "list", "stream", "zset", "set"}
 
 func init() {
-	sources.Register("redis", sample, func() *Config { return &Config{Type: "auto"} }, New)
+	sources.Register("redis", sample, func() *Config { return &Config{Type: "auto", Measure: sources.MeasureCount} }, New)
 	// go-redis prints dial failures with the standard logger, outside the daemon's log
 	// and once per retry. Every failure already reaches the engine as the query's error.
 	redis.SetLogger(quiet{})
@@ -83,6 +86,10 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if c.Group != "" && c.Type != "auto" && c.Type != "stream" {
 		ch.Errorf("group", "consumer groups belong to streams; this key has type: %s", c.Type)
 	}
+	sources.CheckMeasure(ch, c.Measure)
+	if c.Measure == sources.MeasureOldestAge && c.Type != "auto" && c.Type != "stream" {
+		ch.Errorf("measure", "oldest_age needs a stream (its entry IDs hold the time each was added); this key has type: %s", c.Type)
+	}
 }
 
 type source struct {
@@ -90,6 +97,7 @@ type source struct {
 	key    string
 	typ    string
 	group  string
+	age    bool
 	where  string // host:port/db, for messages
 	secret []string
 	client *shared.Conn[*redis.Client]
@@ -115,6 +123,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	opts.DisableIdentity = true
 	s := &source{
 		opts: opts, key: cfg.Key, typ: cfg.Type, group: cfg.Group,
+		age:    cfg.Measure == sources.MeasureOldestAge,
 		where:  fmt.Sprintf("%s/%d", opts.Addr, opts.DB),
 		secret: []string{cfg.URL.Value(), opts.Password},
 	}
@@ -141,6 +150,13 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}
+	if s.age {
+		age, err := s.oldestAge(ctx, c)
+		if err != nil {
+			return 0, s.errorf("key %q: %w", s.key, err)
+		}
+		return age, nil
+	}
 	n, err := s.length(ctx, c)
 	if err != nil {
 		return 0, s.errorf("key %q: %w", s.key, err)
@@ -148,22 +164,34 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	return float64(n), nil
 }
 
+// keyType asks Redis for the key's type and checks it is one the query can measure:
+// "none" for a missing key.
+func (s *source) keyType(ctx context.Context, c *redis.Client) (string, error) {
+	actual, err := c.Type(ctx, s.key).Result()
+	if err != nil {
+		return "", err
+	}
+	if actual == "none" {
+		return actual, nil
+	}
+	if s.typ != "auto" && actual != s.typ {
+		return "", fmt.Errorf("is a %s, not a %s", actual, s.typ)
+	}
+	if s.group != "" && actual != "stream" {
+		return "", fmt.Errorf("is a %s; group %q needs a stream", actual, s.group)
+	}
+	return actual, nil
+}
+
 // length asks Redis for the key's type, then measures it with the matching command.
 func (s *source) length(ctx context.Context, c *redis.Client) (int64, error) {
-	actual, err := c.Type(ctx, s.key).Result()
+	actual, err := s.keyType(ctx, c)
 	if err != nil {
 		return 0, err
 	}
-	if actual == "none" {
-		return 0, nil // an empty queue: Redis deletes a list, set or zset when it empties
-	}
-	if s.typ != "auto" && actual != s.typ {
-		return 0, fmt.Errorf("is a %s, not a %s", actual, s.typ)
-	}
-	if s.group != "" && actual != "stream" {
-		return 0, fmt.Errorf("is a %s; group %q needs a stream", actual, s.group)
-	}
 	switch actual {
+	case "none":
+		return 0, nil // an empty queue: Redis deletes a list, set or zset when it empties
 	case "list":
 		return c.LLen(ctx, s.key).Result()
 	case "stream":

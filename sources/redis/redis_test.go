@@ -274,7 +274,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	plugintest.CheckConfigs(t, func() *Config { return &Config{Type: "auto"} }, []plugintest.ConfigCase{
+	plugintest.CheckConfigs(t, func() *Config { return &Config{Type: "auto", Measure: sources.MeasureCount} }, []plugintest.ConfigCase{
 		{Text: "key: jobs", Want: `needs address (host:port) or url (redis://...)`},
 		{Text: "{address: 'r:6379', url: 'redis://r:6379', key: jobs}", Want: `give address or url, not both`},
 		{Text: "{address: 'redis://r:6379', key: jobs}", Want: `is a URL; use url:`},
@@ -288,6 +288,10 @@ func TestCheckConfig(t *testing.T) {
 		{Text: "{address: 'r:6379', key: jobs, type: list, group: workers}", Want: `consumer groups belong to streams`},
 		{Text: "{address: 'r:6379', key: jobs, type: stream, group: workers}", Want: ``},
 		{Text: "{url: 'rediss://u:hunter2@r:6380/4', key: jobs}", Want: ``},
+		{Text: "{address: 'r:6379', key: jobs, measure: oldest_age}", Want: ``},
+		{Text: "{address: 'r:6379', key: jobs, type: stream, group: g, measure: oldest_age}", Want: ``},
+		{Text: "{address: 'r:6379', key: jobs, measure: age}", Want: `test.yaml:1:41: q.measure: "age" is not a measure (use count or oldest_age)`},
+		{Text: "{address: 'r:6379', key: jobs, type: list, measure: oldest_age}", Want: `q.measure: oldest_age needs a stream (its entry IDs hold the time each was added); this key has type: list`},
 	}, "hunter2")
 }
 

@@ -37,7 +37,8 @@ type Config struct {
 	TaskQueue string `yaml:"task_queue" required:"true"`
 	// Types are the task queue types summed: workflow, activity, nexus.
 	Types []string `yaml:"types"`
-	// Measure is backlog (a count of tasks) or backlog_age (seconds the oldest task waited).
+	// Measure is count (tasks in the backlog) or oldest_age (seconds the oldest waiting
+	// task has waited); backlog and backlog_age are their older names, still accepted.
 	Measure string         `yaml:"measure"`
 	APIKey  configs.Secret `yaml:"api_key"`
 	TLS     *TLS           `yaml:"tls"`
@@ -58,10 +59,20 @@ func (t *TLS) CheckConfig(c *configs.Check) {
 	}
 }
 
-const (
-	measureBacklog    = "backlog"
-	measureBacklogAge = "backlog_age"
-)
+// measureAliases are the measure names this kind had before every queue kind used
+// count and oldest_age; configs written with them keep working.
+var measureAliases = map[string]string{
+	"backlog":     sources.MeasureCount,
+	"backlog_age": sources.MeasureOldestAge,
+}
+
+// measure is m in the words every kind uses.
+func measure(m string) string {
+	if canonical, ok := measureAliases[m]; ok {
+		return canonical
+	}
+	return m
+}
 
 // taskQueueTypes maps config words to the API's types.
 var taskQueueTypes = map[string]enumspb.TaskQueueType{
@@ -72,7 +83,7 @@ var taskQueueTypes = map[string]enumspb.TaskQueueType{
 
 func init() {
 	sources.Register("temporal", sample, func() *Config {
-		return &Config{Namespace: "default", Types: []string{"workflow", "activity"}, Measure: measureBacklog}
+		return &Config{Namespace: "default", Types: []string{"workflow", "activity"}, Measure: sources.MeasureCount}
 	}, New)
 }
 
@@ -101,8 +112,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 		}
 		seen[t] = true
 	}
-	if c.Measure != measureBacklog && c.Measure != measureBacklogAge {
-		ch.Errorf("measure", "%q is not a measure (use backlog or backlog_age)", c.Measure)
+	if m := measure(c.Measure); m != sources.MeasureCount && m != sources.MeasureOldestAge {
+		ch.Errorf("measure", "%q is not a measure (use %s or %s; backlog and backlog_age are older names for them)",
+			c.Measure, sources.MeasureCount, sources.MeasureOldestAge)
 	}
 }
 
@@ -125,7 +137,7 @@ func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 		namespace: cfg.Namespace,
 		queue:     cfg.TaskQueue,
 		types:     types,
-		age:       cfg.Measure == measureBacklogAge,
+		age:       measure(cfg.Measure) == sources.MeasureOldestAge,
 		conn:      newConn(*cfg, log.With("temporal", cfg.Address), deps.Shared),
 	}, nil
 }

@@ -32,13 +32,13 @@ func TestSampleDecodes(t *testing.T) {
 		t.Fatalf("sample.conf: %v", err)
 	}
 	cfg := q.Queries[0].Config.(*Config)
-	if cfg.Namespace != "default" || cfg.Measure != "backlog" || strings.Join(cfg.Types, ",") != "workflow,activity" {
+	if cfg.Namespace != "default" || cfg.Measure != "count" || strings.Join(cfg.Types, ",") != "workflow,activity" {
 		t.Fatalf("sample.conf decoded to %+v", cfg)
 	}
 }
 
 func newConfig() *Config {
-	return &Config{Namespace: "default", Types: []string{"workflow", "activity"}, Measure: measureBacklog}
+	return &Config{Namespace: "default", Types: []string{"workflow", "activity"}, Measure: sources.MeasureCount}
 }
 
 func TestConfig(t *testing.T) {
@@ -53,7 +53,10 @@ func TestConfig(t *testing.T) {
 		{Text: "address: h:7233\ntask_queue: q\ntypes: [workflow, activities]", Want: `"activities" is not a task queue type`},
 		{Text: "address: h:7233\ntask_queue: q\ntypes: [workflow, workflow]", Want: "listed twice"},
 		{Text: "address: h:7233\ntask_queue: q\ntypes: []", Want: "at least one"},
-		{Text: "address: h:7233\ntask_queue: q\nmeasure: depth", Want: `"depth" is not a measure`},
+		{Text: "address: h:7233\ntask_queue: q\nmeasure: oldest_age"},
+		{Text: "address: h:7233\ntask_queue: q\nmeasure: count"},
+		{Text: "address: h:7233\ntask_queue: q\nmeasure: backlog"},
+		{Text: "address: h:7233\ntask_queue: q\nmeasure: depth", Want: `"depth" is not a measure (use count or oldest_age; backlog and backlog_age are older names for them)`},
 		{Text: "address: h:7233", Want: `missing required key "task_queue"`},
 	}, "secret-key")
 }
@@ -163,16 +166,23 @@ func TestServer(t *testing.T) {
 		})
 	}
 
-	t.Run("backlog age", func(t *testing.T) {
-		for _, queue := range []string{workflowQueue, activityQueue} {
-			cfg := newConfig()
-			cfg.Address, cfg.TaskQueue, cfg.Measure = srv.Address, queue, measureBacklogAge
-			src := build(t, set, cfg)
-			v := eventually(t, src, func(v float64) bool { return v >= 1 }, ">= 1s")
-			if v > 120 {
-				t.Fatalf("%s: backlog age %vs is older than the test", queue, v)
+	t.Run("oldest age", func(t *testing.T) {
+		// backlog_age is the older name of oldest_age: both must read the age.
+		for _, measure := range []string{sources.MeasureOldestAge, "backlog_age"} {
+			for _, queue := range []string{workflowQueue, activityQueue} {
+				cfg := newConfig()
+				cfg.Address, cfg.TaskQueue, cfg.Measure = srv.Address, queue, measure
+				src := build(t, set, cfg)
+				v := eventually(t, src, func(v float64) bool { return v >= 1 }, ">= 1s")
+				if v > 120 {
+					t.Fatalf("%s, %s: backlog age %vs is older than the test", measure, queue, v)
+				}
 			}
 		}
+		// backlog is the older name of count.
+		cfg := newConfig()
+		cfg.Address, cfg.TaskQueue, cfg.Types, cfg.Measure = srv.Address, workflowQueue, []string{"workflow"}, "backlog"
+		eventually(t, build(t, set, cfg), func(v float64) bool { return v == 4 }, "== 4")
 	})
 
 	t.Run("one connection per server", func(t *testing.T) {

@@ -1,0 +1,50 @@
+package simulate_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/simulate"
+)
+
+// TestPoolFIFO checks the closed-loop pool against numbers worked out by hand: 5 replicas
+// completing 1 task/s each against 10 tasks/s arriving for 100s leave 500 waiting, the
+// oldest of which arrived at 50s (the first 500 arrivals were served), so waited 50s.
+func TestPoolFIFO(t *testing.T) {
+	_, ps, err := policy.Parse("pool.yaml", []byte(`policies:
+  - name: p
+    target: { sim: { name: p } }
+    min: 5
+    max: 5
+    interval: 10s
+    queries:
+      queued: { file: { path: /dev/null } }
+      waited: { file: { path: /dev/null } }
+    replicas: queued + waited
+`), configs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &simulate.Trace{Columns: []string{"arrive"},
+		Times:  []time.Time{simulate.Epoch, simulate.Epoch.Add(100 * time.Second)},
+		Values: [][]float64{{10}, {10}}}
+	ticks, err := simulate.Run(ps[0], tr, simulate.Options{StartReplicas: -1,
+		Pool: &simulate.Pool{Backlog: "queued", Age: "waited", Arrivals: "arrive", Throughput: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ticks[len(ticks)-1] // at 100s
+	if q, w := last.Values[0].V, last.Values[1].V; q != 500 || math.Abs(w-50) > 1 {
+		t.Fatalf("at 100s: backlog %v, oldest waited %vs; want 500 and 50s", q, w)
+	}
+	s := simulate.Summarize(ticks, ps[0].Interval)
+	if s.ReplicaMinutes != 5*float64(len(ticks))*10/60 || s.WorstAge < 50*time.Second || s.WorstAge > 56*time.Second {
+		t.Fatalf("summary %v", s)
+	}
+	if _, err := simulate.Run(ps[0], tr, simulate.Options{Pool: &simulate.Pool{Backlog: "queued", Arrivals: "nope", Throughput: 1}}); err == nil {
+		t.Fatal("a pool column missing from the trace must be an error")
+	}
+}
