@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Makes sure the current Docker Engine (29, built by scripts/build-docker-current.sh) runs
+# beside Debian's, starting it if needed, and prints its DOCKER_HOST (unix://...).
+#
+# It has its own socket, data root, exec root and address pool, no default bridge and no
+# iptables rules, so it never touches Debian's engine on /var/run/docker.sock:
+#
+#   socket     $W/run/docker.sock       (W = ${AUTOSCALERD_TOOLS_DIR:-~/.cache/autoscalerd-tools}/docker-current)
+#   data root  $W/data                  (images built by the tests stay cached per machine)
+#   exec root  /run/autoscalerd-docker29 (short: containerd's sockets live there)
+#   log        $W/dockerd.log
+#
+# PATH puts containerd 2.4 (ctrd2/bin) first, then runc 1.5 (bin): dockerd 29 runs
+# containers in a time namespace, which Debian's runc 1.1.5 cannot make. Published ports
+# go through the docker-proxy built with it. A fresh data root uses the containerd image
+# store, as a new install of Engine 29 does. `--live-restore=false` as for Debian's engine
+# (scripts/start-dockerd.sh): a restarted engine does not adopt containers behind the
+# tests' back. Idempotent: when the engine answers this only prints its address.
+set -euo pipefail
+W="${AUTOSCALERD_TOOLS_DIR:-$HOME/.cache/autoscalerd-tools}/docker-current"
+BIN="$W/bin"
+sock="$W/run/docker.sock"
+exec_root=/run/autoscalerd-docker29
+pidfile="$exec_root/dockerd.pid"
+log="$W/dockerd.log"
+timeout="${DOCKERD_START_TIMEOUT:-60}"
+host="unix://$sock"
+
+answers() { DOCKER_HOST="$host" "$BIN/docker" info >/dev/null 2>&1; }
+
+for f in "$BIN/dockerd" "$BIN/docker" "$BIN/docker-proxy" "$BIN/runc" "$W/ctrd2/bin/containerd" "$W/ctrd2/bin/containerd-shim-runc-v2"; do
+  if ! [ -x "$f" ]; then
+    echo "start-dockerd-current: $f is missing; run scripts/build-docker-current.sh" >&2
+    exit 1
+  fi
+done
+if answers; then echo "$host"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "start-dockerd-current: the engine is not running and starting dockerd needs root" >&2
+  exit 1
+fi
+
+pid=""
+if [ -f "$pidfile" ]; then
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = dockerd ]; then
+    echo "start-dockerd-current: dockerd (pid $pid) is running but not answering yet; waiting" >&2
+  else
+    rm -f "$pidfile"
+    pid=""
+  fi
+fi
+if [ -z "$pid" ]; then
+  mkdir -p "$W/run" "$W/data" "$exec_root"
+  # setsid: the engine must outlive the shell (and test process) that started it.
+  setsid env PATH="$W/ctrd2/bin:$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    "$BIN/dockerd" --host "$host" --data-root "$W/data" --exec-root "$exec_root" --pidfile "$pidfile" \
+    --bridge none --iptables=false --ip6tables=false --live-restore=false \
+    --default-address-pool base=10.213.0.0/16,size=24 \
+    --userland-proxy-path="$BIN/docker-proxy" ${DOCKERD_CURRENT_FLAGS:-} >>"$log" 2>&1 </dev/null &
+fi
+for _ in $(seq 1 $((timeout * 5))); do
+  if answers; then echo "$host"; exit 0; fi
+  sleep 0.2
+done
+echo "start-dockerd-current: the engine did not answer within ${timeout}s; last lines of $log:" >&2
+tail -n 20 "$log" >&2 || true
+exit 1
