@@ -12,7 +12,7 @@
 #
 # PATH puts containerd 2.4 (ctrd2/bin) first, then runc 1.5 (bin): dockerd 29 runs
 # containers in a time namespace, which Debian's runc 1.1.5 cannot make. Published ports
-# go through the docker-proxy built with it. A fresh data root uses the containerd image
+# go through the docker-proxy built with it (userland, no NAT rules). A fresh data root uses the containerd image
 # store, as a new install of Engine 29 does. `--live-restore=false` as for Debian's engine
 # (scripts/start-dockerd.sh): a restarted engine does not adopt containers behind the
 # tests' back. Idempotent: when the engine answers this only prints its address.
@@ -26,7 +26,19 @@ log="$W/dockerd.log"
 timeout="${DOCKERD_START_TIMEOUT:-60}"
 host="unix://$sock"
 
+pool=10.213.0.0/16
+
 answers() { DOCKER_HOST="$host" "$BIN/docker" info >/dev/null 2>&1; }
+
+# Debian's engine sets the FORWARD policy to DROP, and with br_netfilter loaded traffic
+# between two containers on one bridge passes FORWARD too. This engine writes no rules
+# (--iptables=false), so its containers could not reach each other: let its own address
+# pool through. Checked on every call, since a restarted Debian engine keeps this rule.
+allow_pool() {
+  [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 || return 0
+  iptables -C FORWARD -s "$pool" -d "$pool" -j ACCEPT 2>/dev/null ||
+    iptables -I FORWARD -s "$pool" -d "$pool" -j ACCEPT
+}
 
 for f in "$BIN/dockerd" "$BIN/docker" "$BIN/docker-proxy" "$BIN/runc" "$W/ctrd2/bin/containerd" "$W/ctrd2/bin/containerd-shim-runc-v2"; do
   if ! [ -x "$f" ]; then
@@ -34,6 +46,7 @@ for f in "$BIN/dockerd" "$BIN/docker" "$BIN/docker-proxy" "$BIN/runc" "$W/ctrd2/
     exit 1
   fi
 done
+allow_pool
 if answers; then echo "$host"; exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "start-dockerd-current: the engine is not running and starting dockerd needs root" >&2
@@ -56,7 +69,7 @@ if [ -z "$pid" ]; then
   setsid env PATH="$W/ctrd2/bin:$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     "$BIN/dockerd" --host "$host" --data-root "$W/data" --exec-root "$exec_root" --pidfile "$pidfile" \
     --bridge none --iptables=false --ip6tables=false --live-restore=false \
-    --default-address-pool base=10.213.0.0/16,size=24 \
+    --default-address-pool "base=$pool,size=24" \
     --userland-proxy-path="$BIN/docker-proxy" ${DOCKERD_CURRENT_FLAGS:-} >>"$log" 2>&1 </dev/null &
 fi
 for _ in $(seq 1 $((timeout * 5))); do
