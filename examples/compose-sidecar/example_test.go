@@ -73,10 +73,7 @@ func TestConfig(t *testing.T) {
 // 20.10 with docker-compose 1.29 and on Engine 29 with Compose v5.
 func TestExampleRuns(t *testing.T) {
 	for _, e := range testenv.Engines(t) {
-		cc := e.Compose("compose1")
-		if e.Name == "engine29" {
-			cc = e.Compose("compose5")
-		}
+		cc := e.UsualCompose()
 		t.Run(e.Name+"/"+cc.Name, func(t *testing.T) {
 			cc.NeedCompose(t)
 			testExampleRuns(t, cc)

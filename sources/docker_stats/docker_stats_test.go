@@ -109,10 +109,7 @@ func TestNeedsDockerTarget(t *testing.T) {
 // with docker-compose 1.29, Engine 29 with Compose v5).
 func TestBusyAndIdle(t *testing.T) {
 	for _, e := range testenv.Engines(t) {
-		cc := e.Compose("compose1")
-		if e.Name == "engine29" {
-			cc = e.Compose("compose5")
-		}
+		cc := e.UsualCompose()
 		t.Run(e.Name, func(t *testing.T) {
 			cc.NeedCompose(t)
 			testBusyAndIdle(t, cc)

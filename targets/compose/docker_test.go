@@ -40,10 +40,7 @@ func eachCompose(t *testing.T, test func(t *testing.T, cc *testenv.ComposeCLI)) 
 // depend on the compose CLI run once per engine only.
 func eachEngine(t *testing.T, test func(t *testing.T, cc *testenv.ComposeCLI)) {
 	for _, e := range testenv.Engines(t) {
-		cc := e.Composes[0]
-		if e.Name == "engine29" {
-			cc = e.Compose("compose5")
-		}
+		cc := e.UsualCompose()
 		t.Run(e.Name, func(t *testing.T) {
 			cc.NeedCompose(t)
 			test(t, cc)
@@ -634,5 +631,95 @@ func testNameTaken(t *testing.T, cc *testenv.ComposeCLI) {
 	cs := serviceContainers(t, c, project, "worker")
 	if got := trimSlash(cs[1].Name); got != project+"-worker-3" || cs[1].Config.Labels[labelNumber] != "3" {
 		t.Fatalf("clone is %s number %s, want %s-worker-3 number 3", got, cs[1].Config.Labels[labelNumber], project)
+	}
+}
+
+// TestComposeHealthAndStopSignal: on each engine, clones keep the service's healthcheck
+// and stop signal; Ready counts only healthy replicas, and a scale-down stops each clone
+// with the service's stop signal (SIGINT here) within its grace period.
+func TestComposeHealthAndStopSignal(t *testing.T) { eachEngine(t, testHealthAndStopSignal) }
+
+func testHealthAndStopSignal(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c := e.Client
+	img := e.WorkerImage(t)
+	project := projectName("aschealth")
+	cc.Project(t, project, fmt.Sprintf(`services:
+  worker:
+    image: %[1]s
+    stop_signal: SIGINT
+    stop_grace_period: 5s
+    healthcheck:
+      test: ["CMD", "/testworker", "get", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+  sick:
+    image: %[1]s
+    healthcheck:
+      test: ["CMD", "/testworker", "get", "http://127.0.0.1:1/"]
+      interval: 1s
+      timeout: 2s
+      retries: 1
+`, img))
+	ctx := context.Background()
+	waitStatus := func(tg *Target, replicas, ready int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			st, err := tg.Status(ctx)
+			if err == nil && st.Replicas == replicas && st.Ready == ready {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Status = %+v, %v; want %d replicas, %d ready", tg, st, err, replicas, ready)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+
+	tg := newTarget(t, e, project, "worker")
+	mustScale(t, tg, 3)
+	waitStatus(tg, 3, 3)
+	for _, ctr := range serviceContainers(t, c, project, "worker") {
+		if ctr.Config.StopSignal != "SIGINT" || ctr.Config.Healthcheck == nil || len(ctr.Config.Healthcheck.Test) == 0 {
+			t.Errorf("%s: stop signal %q, healthcheck %+v; want the service's", ctr.Name, ctr.Config.StopSignal, ctr.Config.Healthcheck)
+		}
+	}
+	sick := newTarget(t, e, project, "sick")
+	mustScale(t, sick, 2)
+	waitStatus(sick, 2, 0)
+
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	died := c.Events(ectx, client.EventsListOptions{Filters: client.Filters{}.
+		Add("type", "container").Add("event", "kill", "die").Add("label", labelProject+"="+project, labelService+"=worker")})
+	time.Sleep(200 * time.Millisecond) // let the stream connect
+	start := time.Now()
+	mustScale(t, tg, 1)
+	for dead := 0; dead < 2; {
+		select {
+		case m := <-died.Messages:
+			name := m.Actor.Attributes["name"]
+			switch m.Action {
+			case "kill":
+				// The engine reports the signal's number: SIGINT is 2, SIGTERM 15.
+				if sig := m.Actor.Attributes["signal"]; sig != "2" {
+					t.Errorf("%s got signal %s, want the service's stop signal SIGINT (2)", name, sig)
+				}
+			case "die":
+				dead++
+				if code := m.Actor.Attributes["exitCode"]; code != "0" {
+					t.Errorf("%s exited with %s, want 0 (stopped within its grace period)", name, code)
+				}
+			}
+		case err := <-died.Err:
+			t.Fatalf("events: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the two clones did not stop")
+		}
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("scale-down took %s: the stop signal was not the one the worker handles", took)
 	}
 }

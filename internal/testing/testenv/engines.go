@@ -94,6 +94,16 @@ func (e *Engine) Compose(name string) *ComposeCLI {
 	panic("testenv: no compose CLI " + name)
 }
 
+// UsualCompose is the compose CLI that usually goes with the engine: docker-compose 1.29
+// with Debian's 20.10 (both Debian packages), Compose v5 with Engine 29. Tests whose
+// subject does not depend on the compose CLI run with it only, once per engine.
+func (e *Engine) UsualCompose() *ComposeCLI {
+	if e.current {
+		return e.Compose("compose5")
+	}
+	return e.Compose("compose1")
+}
+
 // Need makes sure the engine runs (starting it if needed), takes the machine's Docker
 // test lock for the test and sets e.Client. A missing engine or CLI fails the test under
 // CI=true and skips it elsewhere.
