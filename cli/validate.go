@@ -8,6 +8,7 @@ import (
 )
 
 func (a *app) validateCmd() *cobra.Command {
+	var skipHost bool
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the configuration: every key, expression and reference; touches no source or target",
@@ -30,6 +31,9 @@ func (a *app) validateCmd() *cobra.Command {
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := engine.Resolve(cmd.Context(), cfg)
+			if !skipHost {
+				errs = append(errs, engine.CheckHost(cfg)...) // the command and dir a process target names
+			}
 			if err := errs.Err(); err != nil {
 				printErrors(a.stderr, err)
 				return &exitError{code: exitInvalid}
@@ -38,6 +42,7 @@ func (a *app) validateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&skipHost, "skip-host-checks", false, "do not check what the config names on this machine (a process target's command and dir): for validating off the machine it will run on, e.g. in CI")
 	return cmd
 }
 
