@@ -10,6 +10,7 @@ import (
 )
 
 func (a *app) validateCmd() *cobra.Command {
+	var skipHost bool
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the configuration: every key, expression and reference; touches no source or target",
@@ -37,6 +38,9 @@ func (a *app) validateCmd() *cobra.Command {
 			if errors.As(configs.CheckStateDir(cfg), &dirErrs) {
 				errs = append(errs, dirErrs...)
 			}
+			if !skipHost {
+				errs = append(errs, engine.CheckHost(cfg)...) // the command and dir a process target names
+			}
 			if err := errs.Err(); err != nil {
 				printErrors(a.stderr, err)
 				return &exitError{code: exitInvalid}
@@ -45,6 +49,7 @@ func (a *app) validateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&skipHost, "skip-host-checks", false, "do not check what the config names on this machine (a process target's command and dir): for validating off the machine it will run on, e.g. in CI")
 	return cmd
 }
 

@@ -48,3 +48,42 @@ func TestValidateShowsEveryMistakeWithItsLine(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateChecksProcessCommand: a process target whose command or dir does not exist on
+// this machine is reported by validate, not discovered by failing scale-ups.
+func TestValidateChecksProcessCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "autoscalerd.yaml")
+	text := `policies:
+  - name: w
+    target: { process: { command: [/opt/nowhere/worker, --fast], dir: /opt/nowhere } }
+    max: 2
+    queries:
+      q: { file: { path: /dev/null } }
+    replicas: q
+  - name: ok
+    target: { process: { command: [sleep, "3600"], dir: ` + dir + ` } }
+    max: 2
+    queries:
+      q: { file: { path: /dev/null } }
+    replicas: q
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"validate", "-c", path, "--state-dir", t.TempDir()}, &out, &errOut); code != exitInvalid {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	for _, want := range []string{
+		path + ":3:13: policies[0].target.process.dir: /opt/nowhere does not exist here",
+		path + ":3:13: policies[0].target.process.command: /opt/nowhere/worker does not exist here",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errOut.String())
+		}
+	}
+	if strings.Contains(errOut.String(), "policies[1]") {
+		t.Errorf("the good policy was reported:\n%s", errOut.String())
+	}
+}

@@ -24,7 +24,7 @@ func loadWithin(t *testing.T, path string) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := configs.Load(path, configs.Options{LookupEnv: lookupTestEnv})
+		_, err := configs.Load(path, configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 		done <- err
 	}()
 	select {
@@ -131,7 +131,7 @@ func TestSmallRegularFilesStillLoad(t *testing.T) {
 	os.Symlink("token", filepath.Join(dir, "token-link"))
 	link := filepath.Join(dir, "link.yaml")
 	os.Symlink(real, link)
-	cfg, err := configs.Load(link, configs.Options{LookupEnv: lookupTestEnv})
+	cfg, err := configs.Load(link, configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
 	}

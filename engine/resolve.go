@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/targets"
 )
 
 // Resolve builds every target and source of cfg the way the engine does, then closes them.
@@ -23,6 +24,21 @@ func Resolve(ctx context.Context, cfg *configs.Config) configs.Errors {
 			errs.Add(pc.Pos, pc.Path, "%v", err)
 		default:
 			b.Close(ctx)
+		}
+	}
+	return errs
+}
+
+// CheckHost checks what the targets of cfg name on this machine (targets.HostChecker): a
+// process target's command and dir. validate runs it on the machine the daemon will run
+// on; unlike Resolve, its answer depends on the machine.
+func CheckHost(cfg *configs.Config) configs.Errors {
+	var errs configs.Errors
+	for _, pc := range cfg.Policies {
+		if hc, ok := pc.Target.Config.(targets.HostChecker); ok {
+			for _, p := range hc.CheckHost() {
+				errs.Add(pc.Target.Pos, configs.JoinPath(pc.Path, "target."+pc.Target.Kind+"."+p.Field), "%s", p.Msg)
+			}
 		}
 	}
 	return errs

@@ -67,6 +67,19 @@ type Updater interface {
 	Update(cfg any) (apply func(), ok bool)
 }
 
+// HostChecker is implemented by target configs that name things on this machine (a
+// process target's command and dir). validate asks it: a missing binary is a mistake to
+// report before run, where it would only show up as failing scale-ups.
+type HostChecker interface {
+	CheckHost() []HostProblem
+}
+
+// HostProblem is one thing a HostChecker did not find: the config key and why.
+type HostProblem struct {
+	Field string
+	Msg   string
+}
+
 // Watcher is implemented by targets that can notice outside changes (Docker events) and
 // ask for an early evaluation. Watch runs until ctx ends.
 type Watcher interface {

@@ -46,14 +46,25 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestExampleRuns brings the example up as a user would (docker-compose up -d), with
+// TestExampleRuns brings the example up as a user would (docker compose up -d), with
 // images built here (no pulls): the fake Hatchet API and autoscalerd as static binaries
 // FROM scratch, and the test worker instead of busybox. Queuing 230 tasks must give 5
-// workers, created by the sidecar through the mounted socket.
+// workers, created by the sidecar through the mounted socket. It runs on Debian's Engine
+// 20.10 with docker-compose 1.29 and on Engine 29 with Compose v5.
 func TestExampleRuns(t *testing.T) {
-	c := testenv.Docker(t)
-	testenv.LookPath(t, "docker-compose", "apt-get install docker-compose")
-	worker := testenv.WorkerImage(t, c)
+	for _, e := range testenv.Engines(t) {
+		cc := e.UsualCompose()
+		t.Run(e.Name+"/"+cc.Name, func(t *testing.T) {
+			cc.NeedCompose(t)
+			testExampleRuns(t, cc)
+		})
+	}
+}
+
+func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c := e.Client
+	worker := e.WorkerImage(t)
 	image := func(repo, pkg, entry string) string {
 		bin, err := testenv.BuildStatic(t, pkg)
 		if err != nil {
@@ -71,15 +82,18 @@ func TestExampleRuns(t *testing.T) {
 	if err := os.WriteFile(override, []byte(fmt.Sprintf("services:\n  worker:\n    image: %s\n    command: [serve]\n", worker)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	composeEnv := append(os.Environ(),
+	composeEnv := append(e.Env(),
 		"COMPOSE_PROJECT_NAME="+project,
 		"FAKE_HATCHET_IMAGE="+image("autoscalerd-example-fakehatchet", "./examples/compose-sidecar/fakehatchet", "/fakehatchet"),
 		"AUTOSCALERD_IMAGE="+image("autoscalerd-example-daemon", "./cmd/autoscalerd", "/usr/local/bin/autoscalerd"),
 		fmt.Sprintf("FAKE_HATCHET_PORT=%d", hatchetPort),
 		fmt.Sprintf("AUTOSCALERD_PORT=%d", apiPort),
 	)
+	if sock, ok := strings.CutPrefix(e.Host, "unix://"); ok {
+		composeEnv = append(composeEnv, "DOCKER_SOCKET="+sock)
+	}
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command("docker-compose", append([]string{"--ansi", "never", "-f", "docker-compose.yml", "-f", override}, args...)...)
+		cmd := exec.Command(cc.Bin, append([]string{"--ansi", "never", "-f", "docker-compose.yml", "-f", override}, args...)...)
 		cmd.Env = composeEnv
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -98,10 +112,10 @@ func TestExampleRuns(t *testing.T) {
 		}
 	})
 	if out, err := run("up", "-d"); err != nil {
-		t.Fatalf("docker-compose up -d: %v\n%s", err, out)
+		t.Fatalf("%s up -d: %v\n%s", cc.Name, err, out)
 	}
 
-	tg, err := compose.New(&compose.Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{})
+	tg, err := compose.New(&compose.Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{DockerHost: e.Host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +146,11 @@ func TestExampleRuns(t *testing.T) {
 
 	ps, err := run("ps", "worker")
 	if err != nil {
-		t.Fatalf("docker-compose ps: %v\n%s", err, ps)
+		t.Fatalf("%s ps: %v\n%s", cc.Name, err, ps)
 	}
 	for i := 1; i <= 5; i++ {
-		if name := fmt.Sprintf("%s_worker_%d", project, i); !strings.Contains(ps, name) {
-			t.Errorf("docker-compose ps does not list %s:\n%s", name, ps)
+		if name := fmt.Sprintf("%s%sworker%s%d", project, cc.Sep, cc.Sep, i); !strings.Contains(ps, name) {
+			t.Errorf("%s ps does not list %s:\n%s", cc.Name, name, ps)
 		}
 	}
 	// The daemon's API, published on the host, reports the same.

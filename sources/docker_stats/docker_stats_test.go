@@ -106,12 +106,23 @@ func TestNeedsDockerTarget(t *testing.T) {
 }
 
 // TestBusyAndIdle reads real containers: one spinning a core, one idle, one spinning
-// under a 0.5-CPU limit, and a service with no replicas.
+// under a 0.5-CPU limit, and a service with no replicas; on each engine (Debian's 20.10
+// with docker-compose 1.29, Engine 29 with Compose v5).
 func TestBusyAndIdle(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
+	for _, e := range testenv.Engines(t) {
+		cc := e.UsualCompose()
+		t.Run(e.Name, func(t *testing.T) {
+			cc.NeedCompose(t)
+			testBusyAndIdle(t, cc)
+		})
+	}
+}
+
+func testBusyAndIdle(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	img := e.WorkerImage(t)
 	project := fmt.Sprintf("asstats%04d", rand.IntN(10000))
-	testenv.ComposeProject(t, project, fmt.Sprintf(`version: "2.4"
+	cc.Project(t, project, fmt.Sprintf(`version: "2.4"
 services:
   busy:
     image: %[1]s
@@ -125,7 +136,7 @@ services:
 `, img))
 	set := shared.NewSet()
 	read := func(service, resource string) (float64, error) {
-		tg, err := compose.New(&compose.Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{})
+		tg, err := compose.New(&compose.Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{DockerHost: e.Host})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,7 +59,7 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 		ch.Errorf("", "needs address (host:port) or url (redis://...)")
 	case c.Address != "" && c.URL.IsSet():
 		ch.Errorf("url", "give address or url, not both")
-	case c.URL.IsSet():
+	case c.URL.IsSet() && !c.URL.Offline(): // a placeholder (validate without the secret) has nothing to check
 		opts, err := redis.ParseURL(c.URL.Value())
 		if err != nil {
 			ch.Errorf("url", "%v", redactURLError(err, c.URL.Value()))
@@ -106,7 +106,7 @@ type source struct {
 // New returns the source for cfg. The client is opened (or joined) on first use.
 func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
 	opts := &redis.Options{Addr: cfg.Address, DB: cfg.DB}
-	if cfg.URL.IsSet() {
+	if cfg.URL.IsSet() && !cfg.URL.Offline() {
 		var err error
 		if opts, err = redis.ParseURL(cfg.URL.Value()); err != nil {
 			return nil, redactURLError(err, cfg.URL.Value())

@@ -18,22 +18,33 @@ import (
 )
 
 // BenchmarkScaleUp20 compares scaling a compose service 1→20 through the target with
-// `docker-compose up -d --scale worker=20` on the same project, in the same run:
+// `<compose> up -d --scale worker=20` on the same project, in the same run, on each engine
+// (Debian's 20.10, Engine 29) and with each compose CLI (docker-compose 1.29, Compose v5):
 //
-//	go test ./targets/compose -run '^$' -bench ScaleUp20 -benchtime 1x
+//	go test ./targets/compose -run '^$' -bench ScaleUp20 -benchtime 2x
 //
 // It reports both wall times (s-target, s-compose) and their ratio (goal: ≤ 0.5).
 func BenchmarkScaleUp20(b *testing.B) {
-	c := testenv.Docker(b)
-	img := testenv.WorkerImage(b, c)
+	for _, e := range testenv.Engines(b) {
+		for _, cc := range e.Composes {
+			b.Run(e.Name+"/"+cc.Name, func(b *testing.B) {
+				cc.NeedCompose(b)
+				benchScaleUp20(b, cc)
+			})
+		}
+	}
+}
+
+func benchScaleUp20(b *testing.B, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	img := e.WorkerImage(b)
 	project := projectName("ascbench")
-	dir := testenv.ComposeProject(b, project, fmt.Sprintf(`version: "2.4"
-services:
+	dir := cc.Project(b, project, fmt.Sprintf(`services:
   worker:
     image: %s
     stop_grace_period: 5s
 `, img))
-	tg, err := New(&Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{})
+	tg, err := New(&Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{DockerHost: e.Host})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +61,7 @@ services:
 		}
 
 		start = time.Now()
-		testenv.Compose(b, dir, project, "up", "-d", "--scale", "worker=20")
+		cc.Run(b, dir, project, "up", "-d", "--scale", "worker=20")
 		theirs += time.Since(start)
 		if err := tg.Scale(ctx, 1, targets.Reason{}); err != nil {
 			b.Fatal(err)
@@ -60,7 +71,7 @@ services:
 	b.ReportMetric(ours.Seconds()/n, "s-target")
 	b.ReportMetric(theirs.Seconds()/n, "s-compose")
 	b.ReportMetric(ours.Seconds()/theirs.Seconds(), "ratio")
-	b.Logf("1→20: target %.2fs, docker-compose up --scale %.2fs", ours.Seconds()/n, theirs.Seconds()/n)
+	b.Logf("%s, 1→20: target %.2fs, %s up -d --scale worker=20 %.2fs", e.Name, ours.Seconds()/n, cc.Name, theirs.Seconds()/n)
 }
 
 // BenchmarkReaction measures the whole daemon's reaction time at a 1 s interval: from the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -21,16 +20,41 @@ import (
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
-// These tests run against a real engine (scripts/start-dockerd.sh) and projects started
-// with the Debian docker-compose v1 CLI.
+// These tests run against both engines of testenv.Engines (Debian's 20.10 and Engine 29),
+// with projects started by the python docker-compose 1.29 and by Compose v5.
+
+// eachCompose runs test once per engine and compose CLI: engine20/compose1, ... .
+func eachCompose(t *testing.T, test func(t *testing.T, cc *testenv.ComposeCLI)) {
+	for _, e := range testenv.Engines(t) {
+		for _, cc := range e.Composes {
+			t.Run(e.Name+"/"+cc.Name, func(t *testing.T) {
+				cc.NeedCompose(t)
+				test(t, cc)
+			})
+		}
+	}
+}
+
+// eachEngine runs test once per engine, with the compose CLI that usually goes with it:
+// docker-compose 1.29 with Debian's 20.10, Compose v5 with Engine 29. Cases that do not
+// depend on the compose CLI run once per engine only.
+func eachEngine(t *testing.T, test func(t *testing.T, cc *testenv.ComposeCLI)) {
+	for _, e := range testenv.Engines(t) {
+		cc := e.UsualCompose()
+		t.Run(e.Name, func(t *testing.T) {
+			cc.NeedCompose(t)
+			test(t, cc)
+		})
+	}
+}
 
 func projectName(prefix string) string {
 	return fmt.Sprintf("%s%04d", prefix, rand.IntN(10000))
 }
 
-func newTarget(t *testing.T, project, service string) *Target {
+func newTarget(t *testing.T, e *testenv.Engine, project, service string) *Target {
 	t.Helper()
-	tg, err := New(&Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{Policy: "test"})
+	tg, err := New(&Config{Project: project, Service: service, StopTimeout: -1}, targets.Deps{Policy: "test", DockerHost: e.Host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +108,10 @@ func serviceContainers(t *testing.T, c *client.Client, project, service string) 
 
 // checkReplicas checks the invariants of a scaled service: wantRunning running
 // containers (plus wantStopped stopped), unique numbers, names that match the numbers and
-// the scheme, the template's config-hash, and every one listed by `docker-compose ps`.
-func checkReplicas(t *testing.T, c *client.Client, dir, project, sep string, wantRunning, wantStopped int) []container.InspectResponse {
+// cc's scheme, the template's config-hash, and every one listed by cc's `ps -a`.
+func checkReplicas(t *testing.T, cc *testenv.ComposeCLI, dir, project string, wantRunning, wantStopped int) []container.InspectResponse {
 	t.Helper()
+	c, sep := cc.Engine().Client, cc.Sep
 	cs := serviceContainers(t, c, project, "worker")
 	running, stopped := 0, 0
 	seen := map[string]bool{}
@@ -114,31 +139,27 @@ func checkReplicas(t *testing.T, c *client.Client, dir, project, sep string, wan
 	if running != wantRunning || stopped != wantStopped {
 		t.Fatalf("%d running and %d stopped containers, want %d and %d", running, stopped, wantRunning, wantStopped)
 	}
-	ps := testenv.Compose(t, dir, project, "ps")
+	ps := cc.Run(t, dir, project, "ps", "-a")
 	for _, ctr := range cs {
 		if !strings.Contains(ps, trimSlash(ctr.Name)) {
-			t.Errorf("docker-compose ps does not list %s:\n%s", ctr.Name, ps)
+			t.Errorf("%s ps -a does not list %s:\n%s", cc.Name, ctr.Name, ps)
 		}
 	}
 	return cs
 }
 
-func logsOf(t *testing.T, id string) string {
+func logsOf(t *testing.T, e *testenv.Engine, id string) string {
 	t.Helper()
-	out, err := exec.Command("docker", "logs", id).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker logs %s: %v\n%s", id, err, out)
-	}
-	return string(out)
+	return e.Docker(t, "logs", id)
 }
 
-func dockerExec(t *testing.T, id string, args ...string) (string, error) {
-	t.Helper()
-	out, err := exec.Command("docker", append([]string{"exec", id}, args...)...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+func dockerExec(e *testenv.Engine, id string, args ...string) (string, error) {
+	return e.DockerErr(append([]string{"exec", id}, args...)...)
 }
 
-const composeV1 = `version: "2.4"
+// workerProject is the compose file of most tests: a worker with an anonymous volume, a
+// network alias and a second network, and a probe to reach the workers from inside.
+const workerProject = `version: "2.4"
 services:
   worker:
     image: %[1]s
@@ -157,25 +178,29 @@ networks:
   back: {}
 `
 
-// startV1 brings up composeV1 with docker-compose v1 under a fresh project name and
-// returns the engine client, the project's name and directory, and a target for its
-// worker service.
-func startV1(t *testing.T, prefix string) (c *client.Client, project, dir string, tg *Target) {
+// startProject brings up workerProject with cc under a fresh project name and returns
+// the engine client, the project's name and directory, and a target for its worker
+// service.
+func startProject(t *testing.T, cc *testenv.ComposeCLI, prefix string) (c *client.Client, project, dir string, tg *Target) {
 	t.Helper()
-	c = testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
+	e := cc.Engine()
+	c = e.Client
+	img := e.WorkerImage(t)
 	project = projectName(prefix)
-	dir = testenv.ComposeProject(t, project, fmt.Sprintf(composeV1, img))
-	tg = newTarget(t, project, "worker")
+	dir = cc.Project(t, project, fmt.Sprintf(workerProject, img))
+	tg = newTarget(t, e, project, "worker")
 	// The worker has an anonymous volume (/data): removed replicas take theirs along.
 	tg.cfg.RemoveVolumes = true
 	return c, project, dir, tg
 }
 
-// TestComposeScale drives a docker-compose v1 project 1→5→0→2 and checks what compose and
-// the workers see.
-func TestComposeScale(t *testing.T) {
-	c, project, dir, tg := startV1(t, "asc")
+// TestComposeScale drives a compose project 1→5→0→2, on each engine with each compose
+// CLI, and checks what compose and the workers see.
+func TestComposeScale(t *testing.T) { eachCompose(t, testScale) }
+
+func testScale(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c, project, dir, tg := startProject(t, cc, "asc")
 
 	st, err := tg.Status(context.Background())
 	if err != nil || st.Replicas != 1 {
@@ -183,7 +208,7 @@ func TestComposeScale(t *testing.T) {
 	}
 
 	t.Logf("1→5 took %s", mustScale(t, tg, 5))
-	cs := checkReplicas(t, c, dir, project, "_", 5, 0)
+	cs := checkReplicas(t, cc, dir, project, 5, 0)
 	tmpl := cs[0]
 	hostnames := map[string]string{}
 	volumes := map[string]string{}
@@ -227,13 +252,13 @@ func TestComposeScale(t *testing.T) {
 	// configured alias, and a clone's own name.
 	probe := serviceContainers(t, c, project, "probe")[0].ID
 	cloneName := trimSlash(cs[4].Name)
-	if out, err := dockerExec(t, probe, "/testworker", "get", "http://"+cloneName+":8080/"); err != nil || out != cs[4].Config.Hostname {
+	if out, err := dockerExec(e, probe, "/testworker", "get", "http://"+cloneName+":8080/"); err != nil || out != cs[4].Config.Hostname {
 		t.Errorf("GET %s from probe = %q, %v; want hostname %s", cloneName, out, err, cs[4].Config.Hostname)
 	}
 	answered := map[string]bool{}
 	for i := 0; i < 40 && len(answered) < 3; i++ {
 		host := []string{"worker", "jobs"}[i%2]
-		out, err := dockerExec(t, probe, "/testworker", "get", "http://"+host+":8080/")
+		out, err := dockerExec(e, probe, "/testworker", "get", "http://"+host+":8080/")
 		if err != nil {
 			t.Fatalf("GET %s from probe: %v: %s", host, err, out)
 		}
@@ -270,7 +295,7 @@ func TestComposeScale(t *testing.T) {
 			t.Errorf("%s exited with %s, want 0 (stopped by SIGTERM within its grace period)", name, code)
 		}
 	}
-	cs = checkReplicas(t, c, dir, project, "_", 0, 1)
+	cs = checkReplicas(t, cc, dir, project, 0, 1)
 	// remove_volumes: the removed replicas' anonymous volumes are gone, the template's stays.
 	for vol, owner := range volumes {
 		_, err := c.VolumeInspect(context.Background(), vol, client.VolumeInspectOptions{})
@@ -284,12 +309,12 @@ func TestComposeScale(t *testing.T) {
 	if cs[0].ID != tmpl.ID {
 		t.Errorf("kept %s as the template, want the lowest number %s", cs[0].Name, tmpl.Name)
 	}
-	if logs := logsOf(t, cs[0].ID); !strings.Contains(logs, "got SIGTERM") || !strings.Contains(logs, "stopped cleanly") {
+	if logs := logsOf(t, e, cs[0].ID); !strings.Contains(logs, "got SIGTERM") || !strings.Contains(logs, "stopped cleanly") {
 		t.Errorf("template's logs show no graceful stop:\n%s", logs)
 	}
 
 	mustScale(t, tg, 2)
-	cs = checkReplicas(t, c, dir, project, "_", 2, 0)
+	cs = checkReplicas(t, cc, dir, project, 2, 0)
 	if cs[0].ID != tmpl.ID {
 		t.Errorf("scale-up from zero did not restart the template %s", tmpl.Name)
 	}
@@ -297,12 +322,12 @@ func TestComposeScale(t *testing.T) {
 		t.Errorf("the clone after scaling down has number %s, want 2 (numbers are reused from the top)", got)
 	}
 
-	// docker-compose takes the clone for one of its own: up with the same count keeps it.
-	testenv.Compose(t, dir, project, "up", "-d", "--scale", "worker=2")
-	after := checkReplicas(t, c, dir, project, "_", 2, 0)
+	// Compose takes the clone for one of its own: up with the same count keeps it.
+	cc.Run(t, dir, project, "up", "-d", "--scale", "worker=2")
+	after := checkReplicas(t, cc, dir, project, 2, 0)
 	for i := range after {
 		if after[i].ID != cs[i].ID {
-			t.Errorf("docker-compose up recreated %s", cs[i].Name)
+			t.Errorf("%s up recreated %s", cc.Name, cs[i].Name)
 		}
 	}
 }
@@ -330,9 +355,11 @@ func keys[V any](m map[string]V) []string {
 }
 
 // TestComposeRefuses: a service that cannot have two replicas is refused with the reason.
-func TestComposeRefuses(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
+func TestComposeRefuses(t *testing.T) { eachEngine(t, testRefuses) }
+
+func testRefuses(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	img := e.WorkerImage(t)
 	project := projectName("ascref")
 	port := testenv.FreePort(t)
 	yml := fmt.Sprintf(`version: "2.4"
@@ -347,7 +374,7 @@ services:
     image: %[1]s
     ports: ["8080"]
 `, img, port, project)
-	testenv.ComposeProject(t, project, yml)
+	cc.Project(t, project, yml)
 	for _, tc := range []struct {
 		service string
 		wantErr string // "" = scales
@@ -357,7 +384,7 @@ services:
 		{"ephemeral", ""},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
-			tg := newTarget(t, project, tc.service)
+			tg := newTarget(t, e, project, tc.service)
 			err := tg.Scale(context.Background(), 2, targets.Reason{})
 			switch {
 			case tc.wantErr == "" && err != nil:
@@ -384,8 +411,11 @@ services:
 
 // TestComposeEngineRestart restarts the engine in the middle of a scale-up: the target
 // must come back, converge, and leave neither duplicate numbers nor orphans.
-func TestComposeEngineRestart(t *testing.T) {
-	c, project, dir, tg := startV1(t, "ascrst")
+func TestComposeEngineRestart(t *testing.T) { eachEngine(t, testEngineRestart) }
+
+func testEngineRestart(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c, project, dir, tg := startProject(t, cc, "ascrst")
 	tg.parallel = 2 // slower, so the restart lands in the middle
 
 	// The third clone to start waits until the engine is down, so the restart lands in
@@ -416,7 +446,7 @@ func TestComposeEngineRestart(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("scale-up made no progress")
 	}
-	testenv.RestartDocker(t, func() {
+	e.Restart(t, func() {
 		// From here on, a change is reported only once the stream is back.
 		for len(changed) > 0 {
 			<-changed
@@ -445,7 +475,7 @@ func TestComposeEngineRestart(t *testing.T) {
 		t.Logf("retrying: %v", err)
 		time.Sleep(time.Second)
 	}
-	checkReplicas(t, c, dir, project, "_", 8, 0)
+	checkReplicas(t, cc, dir, project, 8, 0)
 	// Nothing else of the project lingers: only the 8 workers and the probe.
 	res, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelProject+"="+project)})
 	if err != nil {
@@ -463,7 +493,7 @@ func TestComposeEngineRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile("^/" + project + "_worker_")
+	re := regexp.MustCompile("^/" + project + cc.Sep + "worker" + cc.Sep)
 	n := 0
 	for _, s := range all.Items {
 		if re.MatchString(s.Names[0]) {
@@ -510,32 +540,37 @@ func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
 
 // TestComposeWatch: someone runs `docker-compose up --scale` next to autoscalerd; the
 // target notices at once.
-func TestComposeWatch(t *testing.T) {
-	c, project, dir, tg := startV1(t, "ascw")
+func TestComposeWatch(t *testing.T) { eachEngine(t, testWatch) }
+
+func testWatch(t *testing.T, cc *testenv.ComposeCLI) {
+	_, project, dir, tg := startProject(t, cc, "ascw")
 	changed := watch(t, tg)
 	time.Sleep(300 * time.Millisecond) // let the event stream connect
 	for len(changed) > 0 {
 		<-changed
 	}
-	testenv.Compose(t, dir, project, "up", "-d", "--scale", "worker=3")
-	waitChanged(t, changed, "docker-compose up --scale worker=3")
+	cc.Run(t, dir, project, "up", "-d", "--scale", "worker=3")
+	waitChanged(t, changed, cc.Name+" up --scale worker=3")
 	st, err := tg.Status(context.Background())
 	if err != nil || st.Replicas != 3 {
 		t.Fatalf("Status = %+v, %v; want the 3 replicas compose started", st, err)
 	}
 	// Our own clones and compose's coexist: scale on from compose's 3.
 	mustScale(t, tg, 5)
-	checkReplicas(t, c, dir, project, "_", 5, 0)
+	checkReplicas(t, cc, dir, project, 5, 0)
 }
 
 // TestComposeCrashLoop: replicas that crash and are restarted by the engine hold their
 // slots; repeated scaling to the same count must not pile up clones.
-func TestComposeCrashLoop(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
+func TestComposeCrashLoop(t *testing.T) { eachEngine(t, testCrashLoop) }
+
+func testCrashLoop(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c := e.Client
+	img := e.WorkerImage(t)
 	project := projectName("asccrash")
-	v2Project(t, project, "--restart", "always", img, "get", "http://127.0.0.1:1/")
-	tg := newTarget(t, project, "worker")
+	v2Project(t, e, project, "--restart", "always", img, "get", "http://127.0.0.1:1/")
+	tg := newTarget(t, e, project, "worker")
 	noops := 0
 	for range 6 {
 		err := tg.Scale(context.Background(), 2, targets.Reason{})
@@ -555,47 +590,19 @@ func TestComposeCrashLoop(t *testing.T) {
 	}
 }
 
-// TestComposeV2Names: a project laid out the way compose v2 does it (no v2 CLI here, so
-// the first replica is made with `docker run` and v2's labels, name and aliases) gets
-// clones named in v2's scheme, with v2's aliases.
-func TestComposeV2Names(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("ascv2")
-	net := project + "_default"
-	v2Project(t, project, img)
-	tg := newTarget(t, project, "worker")
-	mustScale(t, tg, 3)
-	cs := serviceContainers(t, c, project, "worker")
-	for i, ctr := range cs {
-		name := fmt.Sprintf("%s-worker-%d", project, i+1)
-		if trimSlash(ctr.Name) != name {
-			t.Errorf("container %d is %s, want %s", i+1, ctr.Name, name)
-		}
-		if !containsAll(ctr.NetworkSettings.Networks[net].Aliases, name, "worker") {
-			t.Errorf("%s: aliases %v, want %s and worker", name, ctr.NetworkSettings.Networks[net].Aliases, name)
-		}
-	}
-}
-
-// v2Project lays out a project the way compose v2 does (there is no v2 CLI here, and
-// docker-compose v1 is slow to start): a network and worker replica 1, named and labelled
-// as v2 names and labels them. runArgs end with the image and its arguments.
-func v2Project(t *testing.T, project string, runArgs ...string) {
+// v2Project lays out a project the way compose v2+ does, quicker than a compose CLI
+// starts: a network and worker replica 1, named and labelled as compose names and labels
+// them. runArgs end with the image and its arguments.
+func v2Project(t *testing.T, e *testenv.Engine, project string, runArgs ...string) {
 	t.Helper()
 	net := project + "_default"
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
-			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	run := func(args ...string) { t.Helper(); e.Docker(t, args...) }
 	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+labelProject+"="+project).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		out, _ := e.DockerErr("ps", "-aq", "--filter", "label="+labelProject+"="+project)
+		if ids := strings.Fields(out); len(ids) > 0 {
+			_, _ = e.DockerErr(append([]string{"rm", "-f"}, ids...)...)
 		}
-		_ = exec.Command("docker", "network", "rm", net).Run()
+		_, _ = e.DockerErr("network", "rm", net)
 	})
 	run("network", "create", "--label", "com.docker.compose.network=default", "--label", labelProject+"="+project, net)
 	run(append([]string{"run", "-d", "--name", project + "-worker-1", "--network", net,
@@ -607,21 +614,112 @@ func v2Project(t *testing.T, project string, runArgs ...string) {
 
 // TestComposeNameTaken: a container outside the service already has the next replica's
 // name; the clone takes the number after it.
-func TestComposeNameTaken(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	project := projectName("asctaken")
-	v2Project(t, project, img)
-	squatter := project + "-worker-2"
-	if out, err := exec.Command("docker", "create", "--name", squatter, img).CombinedOutput(); err != nil {
-		t.Fatalf("docker create: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", squatter).Run() })
+func TestComposeNameTaken(t *testing.T) { eachEngine(t, testNameTaken) }
 
-	tg := newTarget(t, project, "worker")
+func testNameTaken(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c := e.Client
+	img := e.WorkerImage(t)
+	project := projectName("asctaken")
+	v2Project(t, e, project, img)
+	squatter := project + "-worker-2"
+	e.Docker(t, "create", "--name", squatter, img)
+	t.Cleanup(func() { _, _ = e.DockerErr("rm", "-f", squatter) })
+
+	tg := newTarget(t, e, project, "worker")
 	mustScale(t, tg, 2)
 	cs := serviceContainers(t, c, project, "worker")
 	if got := trimSlash(cs[1].Name); got != project+"-worker-3" || cs[1].Config.Labels[labelNumber] != "3" {
 		t.Fatalf("clone is %s number %s, want %s-worker-3 number 3", got, cs[1].Config.Labels[labelNumber], project)
+	}
+}
+
+// TestComposeHealthAndStopSignal: on each engine, clones keep the service's healthcheck
+// and stop signal; Ready counts only healthy replicas, and a scale-down stops each clone
+// with the service's stop signal (SIGINT here) within its grace period.
+func TestComposeHealthAndStopSignal(t *testing.T) { eachEngine(t, testHealthAndStopSignal) }
+
+func testHealthAndStopSignal(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c := e.Client
+	img := e.WorkerImage(t)
+	project := projectName("aschealth")
+	cc.Project(t, project, fmt.Sprintf(`services:
+  worker:
+    image: %[1]s
+    stop_signal: SIGINT
+    stop_grace_period: 5s
+    healthcheck:
+      test: ["CMD", "/testworker", "get", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+  sick:
+    image: %[1]s
+    healthcheck:
+      test: ["CMD", "/testworker", "get", "http://127.0.0.1:1/"]
+      interval: 1s
+      timeout: 2s
+      retries: 1
+`, img))
+	ctx := context.Background()
+	waitStatus := func(tg *Target, replicas, ready int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			st, err := tg.Status(ctx)
+			if err == nil && st.Replicas == replicas && st.Ready == ready {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Status = %+v, %v; want %d replicas, %d ready", tg, st, err, replicas, ready)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+
+	tg := newTarget(t, e, project, "worker")
+	mustScale(t, tg, 3)
+	waitStatus(tg, 3, 3)
+	for _, ctr := range serviceContainers(t, c, project, "worker") {
+		if ctr.Config.StopSignal != "SIGINT" || ctr.Config.Healthcheck == nil || len(ctr.Config.Healthcheck.Test) == 0 {
+			t.Errorf("%s: stop signal %q, healthcheck %+v; want the service's", ctr.Name, ctr.Config.StopSignal, ctr.Config.Healthcheck)
+		}
+	}
+	sick := newTarget(t, e, project, "sick")
+	mustScale(t, sick, 2)
+	waitStatus(sick, 2, 0)
+
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	died := c.Events(ectx, client.EventsListOptions{Filters: client.Filters{}.
+		Add("type", "container").Add("event", "kill", "die").Add("label", labelProject+"="+project, labelService+"=worker")})
+	time.Sleep(200 * time.Millisecond) // let the stream connect
+	start := time.Now()
+	mustScale(t, tg, 1)
+	for dead := 0; dead < 2; {
+		select {
+		case m := <-died.Messages:
+			name := m.Actor.Attributes["name"]
+			switch m.Action {
+			case "kill":
+				// The engine reports the signal's number: SIGINT is 2, SIGTERM 15.
+				if sig := m.Actor.Attributes["signal"]; sig != "2" {
+					t.Errorf("%s got signal %s, want the service's stop signal SIGINT (2)", name, sig)
+				}
+			case "die":
+				dead++
+				if code := m.Actor.Attributes["exitCode"]; code != "0" {
+					t.Errorf("%s exited with %s, want 0 (stopped within its grace period)", name, code)
+				}
+			}
+		case err := <-died.Err:
+			t.Fatalf("events: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the two clones did not stop")
+		}
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("scale-down took %s: the stop signal was not the one the worker handles", took)
 	}
 }

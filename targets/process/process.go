@@ -11,6 +11,8 @@ import (
 	_ "embed"
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -134,4 +136,38 @@ func (c *Config) environ() []string {
 		env = append(env, k+"="+c.Env[k].Value())
 	}
 	return env
+}
+
+// CheckHost implements targets.HostChecker: the command must be an executable (found on
+// $PATH when it has no slash, as when the replicas start) and dir a directory.
+func (c *Config) CheckHost() []targets.HostProblem {
+	var out []targets.HostProblem
+	if c.Dir != "" {
+		if fi, err := os.Stat(c.Dir); err != nil {
+			out = append(out, targets.HostProblem{Field: "dir", Msg: fmt.Sprintf("%s does not exist here", c.Dir)})
+		} else if !fi.IsDir() {
+			out = append(out, targets.HostProblem{Field: "dir", Msg: fmt.Sprintf("%s is not a directory", c.Dir)})
+		}
+	}
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		return out
+	}
+	name := c.Command[0]
+	if !strings.Contains(name, "/") {
+		if _, err := exec.LookPath(name); err != nil {
+			out = append(out, targets.HostProblem{Field: "command", Msg: fmt.Sprintf("%s is not on $PATH here (%s)", name, os.Getenv("PATH"))})
+		}
+		return out
+	}
+	path := name
+	if !filepath.IsAbs(path) && c.Dir != "" {
+		path = filepath.Join(c.Dir, path)
+	}
+	switch fi, err := os.Stat(path); {
+	case err != nil:
+		out = append(out, targets.HostProblem{Field: "command", Msg: fmt.Sprintf("%s does not exist here", path)})
+	case fi.IsDir() || fi.Mode()&0o111 == 0:
+		out = append(out, targets.HostProblem{Field: "command", Msg: fmt.Sprintf("%s is not an executable file", path)})
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,44 +15,41 @@ import (
 	"github.com/autoscalerd/autoscalerd/targets"
 )
 
-func docker(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("docker", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // inSwarm makes the engine a single-node swarm for the test, and leaves swarm mode again
 // afterwards unless it was in swarm mode before.
-func inSwarm(t *testing.T, c *client.Client) {
+func inSwarm(t *testing.T, e *testenv.Engine) {
 	t.Helper()
-	info, err := c.Info(context.Background(), client.InfoOptions{})
+	info, err := e.Client.Info(context.Background(), client.InfoOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Info.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
 		return
 	}
-	docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1")
+	args := []string{"swarm", "init", "--advertise-addr", "127.0.0.1"}
+	if e.Host != "" {
+		// The second engine beside Debian's: its own control and data ports, so both can
+		// be swarm managers at once.
+		args = []string{"swarm", "init", "--advertise-addr", "127.0.0.1:2378", "--listen-addr", "127.0.0.1:2378", "--data-path-port", "4790"}
+	}
+	e.Docker(t, args...)
 	t.Cleanup(func() {
-		if out, err := exec.Command("docker", "swarm", "leave", "--force").CombinedOutput(); err != nil {
+		if out, err := e.DockerErr("swarm", "leave", "--force"); err != nil {
 			t.Errorf("docker swarm leave: %v\n%s", err, out)
 		}
 	})
 }
 
-func createService(t *testing.T, img, name string, args ...string) {
+func createService(t *testing.T, e *testenv.Engine, img, name string, args ...string) {
 	t.Helper()
 	args = append([]string{"service", "create", "--detach", "--name", name, "--stop-grace-period", "2s"}, args...)
-	docker(t, append(args, img)...)
-	t.Cleanup(func() { _, _ = exec.Command("docker", "service", "rm", name).CombinedOutput() })
+	e.Docker(t, append(args, img)...)
+	t.Cleanup(func() { _, _ = e.DockerErr("service", "rm", name) })
 }
 
-func newTarget(t *testing.T, service string) *Target {
+func newTarget(t *testing.T, e *testenv.Engine, service string) *Target {
 	t.Helper()
-	tg, err := New(&Config{Service: service}, targets.Deps{})
+	tg, err := New(&Config{Service: service}, targets.Deps{DockerHost: e.Host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,17 +76,24 @@ func waitReady(t *testing.T, tg *Target, want int) {
 	}
 }
 
+// TestSwarm runs on each engine of testenv.Engines (Debian's 20.10 and Engine 29).
 func TestSwarm(t *testing.T) {
-	c := testenv.Docker(t)
-	img := testenv.WorkerImage(t, c)
-	inSwarm(t, c)
+	for _, e := range testenv.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) { testSwarm(t, e) })
+	}
+}
+
+func testSwarm(t *testing.T, e *testenv.Engine) {
+	c := e.Need(t)
+	img := e.WorkerImage(t)
+	inSwarm(t, e)
 	name := fmt.Sprintf("asworker%04d", rand.IntN(10000))
-	createService(t, img, name, "--replicas", "1")
+	createService(t, e, img, name, "--replicas", "1")
 	global := name + "-global"
-	createService(t, img, global, "--mode", "global")
+	createService(t, e, img, global, "--mode", "global")
 	ctx := context.Background()
 
-	tg := newTarget(t, name)
+	tg := newTarget(t, e, name)
 	waitReady(t, tg, 1)
 
 	t.Run("up and down", func(t *testing.T) {
@@ -110,7 +113,7 @@ func TestSwarm(t *testing.T) {
 		tg.beforeUpdate = func(attempt int) {
 			if attempt == 1 {
 				// Someone else changes the service between our read and our write.
-				docker(t, "service", "update", "--detach", "--label-add", "touched=yes", name)
+				e.Docker(t, "service", "update", "--detach", "--label-add", "touched=yes", name)
 			}
 		}
 		defer func() { tg.beforeUpdate = nil }()
@@ -152,7 +155,7 @@ func TestSwarm(t *testing.T) {
 		}()
 		defer func() { cancel(); <-done }()
 		time.Sleep(300 * time.Millisecond) // let the event stream connect
-		docker(t, "service", "scale", "--detach", name+"=2")
+		e.Docker(t, "service", "scale", "--detach", name+"=2")
 		select {
 		case <-changed:
 		case <-time.After(15 * time.Second):
@@ -165,7 +168,7 @@ func TestSwarm(t *testing.T) {
 	})
 
 	t.Run("global refused", func(t *testing.T) {
-		g := newTarget(t, global)
+		g := newTarget(t, e, global)
 		err := g.Scale(ctx, 2, targets.Reason{})
 		if err == nil || !strings.Contains(err.Error(), "global mode") {
 			t.Fatalf("Scale of a global service: %v, want a refusal that says global mode", err)
@@ -176,7 +179,7 @@ func TestSwarm(t *testing.T) {
 	})
 
 	t.Run("missing service", func(t *testing.T) {
-		_, err := newTarget(t, name+"-nope").Status(ctx)
+		_, err := newTarget(t, e, name+"-nope").Status(ctx)
 		if err == nil || !strings.Contains(err.Error(), "swarm service "+name+"-nope: inspect:") {
 			t.Fatalf("Status of a missing service: %v", err)
 		}

@@ -117,16 +117,21 @@ func startDockerd(t testing.TB) error {
 // always find an engine: a failed restart is retried in Cleanup.
 func RestartDocker(t testing.TB, down func()) {
 	t.Helper()
+	restartEngine(t, "/var/run/docker.pid", func() error { return startDockerd(t) }, down)
+}
+
+func restartEngine(t testing.TB, pidfile string, start func() error, down func()) {
+	t.Helper()
 	dockerMu.Lock()
 	defer dockerMu.Unlock()
 	t.Cleanup(func() {
-		if err := startDockerd(t); err != nil {
+		if err := start(); err != nil {
 			t.Errorf("bringing the engine back: %v", err)
 		}
 	})
-	b, err := os.ReadFile("/var/run/docker.pid")
+	b, err := os.ReadFile(pidfile)
 	if err != nil {
-		t.Fatalf("restart docker: engine pid: %v (only an engine started by scripts/start-dockerd.sh can be restarted)", err)
+		t.Fatalf("restart docker: engine pid: %v (only an engine started by scripts/start-dockerd.sh or start-dockerd-current.sh can be restarted)", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
@@ -148,37 +153,46 @@ func RestartDocker(t testing.TB, down func()) {
 	if down != nil {
 		down()
 	}
-	if err := startDockerd(t); err != nil {
+	if err := start(); err != nil {
 		t.Fatalf("restart docker: %v", err)
 	}
 }
 
+// The worker binary is built once per test process; its image once per engine.
 var workerImage struct {
 	once sync.Once
-	tag  string
+	bin  []byte
 	err  error
+
+	mu   sync.Mutex
+	tags map[string]string // by engine host
 }
 
 // WorkerImage returns the tag of a FROM-scratch image around internal/testing/testworker, building
-// it on first use. The tag is derived from the binary's content (Go builds are
-// reproducible), so an unchanged worker is built into an image once per machine.
+// it on c's engine on first use. The tag is derived from the binary's content (Go builds are
+// reproducible), so an unchanged worker is built into an image once per machine and engine.
 func WorkerImage(t testing.TB, c client.APIClient) string {
 	t.Helper()
 	workerImage.once.Do(func() {
-		workerImage.tag, workerImage.err = buildWorkerImage(t, c)
+		workerImage.bin, workerImage.err = BuildStatic(t, "./internal/testing/testworker")
 	})
 	if workerImage.err != nil {
 		t.Fatalf("test worker image: %v", workerImage.err)
 	}
-	return workerImage.tag
-}
-
-func buildWorkerImage(t testing.TB, c client.APIClient) (string, error) {
-	bin, err := BuildStatic(t, "./internal/testing/testworker")
-	if err != nil {
-		return "", err
+	workerImage.mu.Lock()
+	defer workerImage.mu.Unlock()
+	if tag, ok := workerImage.tags[c.DaemonHost()]; ok {
+		return tag
 	}
-	return ScratchImage(c, "autoscalerd-testworker", bin, []string{"/testworker"}, []string{"serve"}, "8080")
+	tag, err := ScratchImage(c, "autoscalerd-testworker", workerImage.bin, []string{"/testworker"}, []string{"serve"}, "8080")
+	if err != nil {
+		t.Fatalf("test worker image: %v", err)
+	}
+	if workerImage.tags == nil {
+		workerImage.tags = map[string]string{}
+	}
+	workerImage.tags[c.DaemonHost()] = tag
+	return tag
 }
 
 // BuildStatic builds the main package pkg (relative to the module root) as a static

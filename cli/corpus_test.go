@@ -1,4 +1,4 @@
-package configs_test
+package cli_test
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func validate(t *testing.T, path string) error {
 // what validate prints with the .err file next to it. Run with -update after changing a
 // message, then read the diff as an operator would.
 func TestBadConfigs(t *testing.T) {
-	files, err := filepath.Glob("testdata/bad/*.yaml")
+	files, err := filepath.Glob("../configs/testdata/bad/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestBadConfigs(t *testing.T) {
 		t.Fatalf("only %d bad configs in testdata/bad; the corpus has at least 45", len(files))
 	}
 	// File names in messages read as `autoscalerd validate -c NAME.yaml` prints them.
-	t.Chdir("testdata/bad")
+	t.Chdir("../configs/testdata/bad")
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
@@ -102,7 +102,7 @@ func TestBadConfigs(t *testing.T) {
 
 // TestGoodConfigs loads every testdata/good/*.yaml, which must be valid.
 func TestGoodConfigs(t *testing.T) {
-	files, err := filepath.Glob("testdata/good/*.yaml")
+	files, err := filepath.Glob("../configs/testdata/good/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestGoodConfigs(t *testing.T) {
 // TestFullConfig checks what testdata/good/full.yaml means, not only that it loads:
 // inheritance from defaults, ${VAR:-default}, a secret file, policy_dir order, schedules.
 func TestFullConfig(t *testing.T) {
-	cfg, err := configs.Load("testdata/good/full.yaml", configs.Options{LookupEnv: lookupTestEnv})
+	cfg, err := configs.Load("../configs/testdata/good/full.yaml", configs.Options{LookupEnv: lookupTestEnv})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package configs_test
+package cli_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzLoad -fuzztime 3m ./configs/
 func FuzzLoad(f *testing.F) {
-	for _, glob := range []string{"testdata/bad/*.yaml", "testdata/bad/*.d/*.yaml", "testdata/good/*.yaml", "testdata/good/*/*.yaml"} {
+	for _, glob := range []string{"../configs/testdata/bad/*.yaml", "../configs/testdata/bad/*.d/*.yaml", "../configs/testdata/good/*.yaml", "../configs/testdata/good/*/*.yaml"} {
 		files, err := filepath.Glob(glob)
 		if err != nil {
 			f.Fatal(err)
