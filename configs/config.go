@@ -16,16 +16,18 @@ type Config struct {
 	// File is the main file's path ("" for the built-in demo).
 	File string `yaml:"-"`
 
-	Listen           string    `yaml:"listen"`
-	APIToken         Secret    `yaml:"api_token"`
-	StateDir         string    `yaml:"state_dir"`
-	Log              Log       `yaml:"log"`
-	PolicyDir        string    `yaml:"policy_dir"`
-	ScaleConcurrency int       `yaml:"scale_concurrency"`
-	Docker           Docker    `yaml:"docker"`
-	HA               HA        `yaml:"ha"`
-	Defaults         Defaults  `yaml:"defaults"`
-	Policies         []*Policy `yaml:"-"`
+	Listen           string      `yaml:"listen"`
+	APIToken         Secret      `yaml:"api_token"`
+	StateDir         string      `yaml:"state_dir"`
+	Log              Log         `yaml:"log"`
+	PolicyDir        string      `yaml:"policy_dir"`
+	ScaleConcurrency int         `yaml:"scale_concurrency"`
+	Docker           Docker      `yaml:"docker"`
+	HA               HA          `yaml:"ha"`
+	Notify           Notify      `yaml:"notify"`
+	DecisionLog      DecisionLog `yaml:"decision_log"`
+	Defaults         Defaults    `yaml:"defaults"`
+	Policies         []*Policy   `yaml:"-"`
 }
 
 // Log configures the daemon's own log.
@@ -159,6 +161,8 @@ type Policy struct {
 	Replicas   Expr       `yaml:"replicas" required:"true"`
 	Activation Expr       `yaml:"activation"`
 	Schedule   []Schedule `yaml:"schedule"`
+	// Notify adds sinks for this policy's events to the daemon-level ones.
+	Notify Notify `yaml:"notify"`
 
 	// Pos is where the policy is defined; Path its key path within that file.
 	Pos  Pos    `yaml:"-"`
