@@ -65,6 +65,8 @@ func (w *Webhook) CheckConfig(c *configs.Check) {
 		switch {
 		case err != nil:
 			c.Errorf("url", "is not a valid URL")
+		case u.Scheme == "":
+			c.Errorf("url", "is not an http:// or https:// URL")
 		case u.Scheme != "http" && u.Scheme != "https":
 			c.Errorf("url", "want an http:// or https:// URL, not %q", u.Scheme+":")
 		case u.Host == "":
