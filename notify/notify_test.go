@@ -304,7 +304,7 @@ func TestTimeoutIsRetried(t *testing.T) {
 		mu.Unlock()
 		if first {
 			_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client hanging up
-			<-r.Context().Done() // hang until the client gives up
+			<-r.Context().Done()               // hang until the client gives up
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
