@@ -130,16 +130,7 @@ func (a *app) findConfig() (string, error) {
 // load reads and compiles a configuration file, and builds (without I/O) every source and
 // target so that references are resolved.
 func (a *app) load(path string) (*configs.Config, []*policy.Policy, error) {
-	// Compile during the load too, so that expression mistakes come out with all the others.
-	cfg, err := configs.Load(path, configs.Options{Override: a.override, Compile: policy.Check})
-	if err != nil {
-		return nil, nil, err
-	}
-	ps, err := policy.Compile(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, ps, nil
+	return policy.Load(path, configs.Options{Override: a.override})
 }
 
 func displayPath(p string) string {

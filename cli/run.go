@@ -80,12 +80,7 @@ func (a *app) runDemo(ctx context.Context, opts daemon.Options) error {
 		return "", false
 	}
 	opts.Load = func() (*configs.Config, []*policy.Policy, error) {
-		cfg, err := configs.Parse("(built-in demo)", demo.Config, configs.Options{LookupEnv: lookup, Override: override})
-		if err != nil {
-			return nil, nil, err
-		}
-		ps, err := policy.Compile(cfg)
-		return cfg, ps, err
+		return policy.Parse("(built-in demo)", demo.Config, configs.Options{LookupEnv: lookup, Override: override})
 	}
 	opts.Ready = func(addr string) {
 		fmt.Fprintf(a.stderr, "\nNo configuration found (-c, $AUTOSCALERD_CONFIG, ./autoscalerd.yaml, /etc/autoscalerd/autoscalerd.yaml):\n"+

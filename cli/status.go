@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"net/http"
 	"os"
 	"runtime"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +45,7 @@ func (a *app) statusCmd() *cobra.Command {
 				return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s answered %s", addr, resp.Status)}
 			}
 			var ps []struct {
-				policy.Status
+				engine.Status
 				Role string `json:"role"`
 			}
 			if err := json.NewDecoder(resp.Body).Decode(&ps); err != nil {

@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"github.com/autoscalerd/autoscalerd/engine"
 
-	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +25,7 @@ func (a *app) validateCmd() *cobra.Command {
 				return &exitError{code: exitInvalid, err: err}
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
-			errs := policy.Resolve(cmd.Context(), cfg)
+			errs := engine.Resolve(cmd.Context(), cfg)
 			if err := errs.Err(); err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/autoscalerd/autoscalerd/policy"
 	httpsrc "github.com/autoscalerd/autoscalerd/sources/http"
 	"github.com/autoscalerd/autoscalerd/targets/nomad"
@@ -38,16 +39,13 @@ func lookupTestEnv(k string) (string, bool) {
 }
 
 // validate checks a file the way `autoscalerd validate` does (configs.Load compiling each
-// policy on the way, policy.Compile, policy.Resolve) and returns the error it would print,
+// policy on the way, policy.Compile, engine.Resolve) and returns the error it would print,
 // or nil.
 func validate(t *testing.T, path string) error {
 	t.Helper()
-	cfg, err := configs.Load(path, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
+	cfg, _, err := policy.Load(path, configs.Options{LookupEnv: lookupTestEnv})
 	if err == nil {
-		_, err = policy.Compile(cfg)
-	}
-	if err == nil {
-		err = policy.Resolve(context.Background(), cfg).Err()
+		err = engine.Resolve(context.Background(), cfg).Err()
 	}
 	if err == nil {
 		return nil
@@ -272,7 +270,7 @@ policies:
       queued: { fiel: { path: /q } }
     replicas: ceil(queued / 10)
 `
-	_, err := configs.Parse("all.yaml", []byte(file), configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
+	_, _, err := policy.Parse("all.yaml", []byte(file), configs.Options{LookupEnv: lookupTestEnv})
 	want := `all.yaml:2:13: defaults.interval: "15" is not a duration (use 15s)
 all.yaml:9:20: policies[0].replicas: unknown name queud (did you mean "queued"?): the expression can use this policy's queries (queued), current, min and max
 all.yaml:14:17: policies[1].queries.queued: unknown query kind "fiel" (want one of docker_stats, exec, file, hatchet, http, nats, postgres, prometheus, rabbitmq, redis, temporal) (did you mean "file"?)`

@@ -275,14 +275,6 @@ type Queries []*Query
 
 var queryNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
-// ReservedNames cannot name a query: they are already in the expression's scope.
-var ReservedNames = map[string]bool{
-	"current": true, "min": true, "max": true, "ceil": true, "floor": true, "round": true,
-	"abs": true, "avg_over": true, "max_over": true, "min_over": true, "rate": true,
-	"nil": true, "true": true, "false": true, "in": true, "not": true, "and": true, "or": true,
-	"len": true, "let": true, "matches": true, "contains": true,
-}
-
 // UnmarshalConfig implements Unmarshaler.
 func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 	keys, vals, ok := d.MappingKeys(n, path)
@@ -294,9 +286,6 @@ func (qs *Queries) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		switch {
 		case !queryNameRE.MatchString(k.Value):
 			d.Errorf(k, qpath, "%q is not a valid query name (use lower-case letters, digits and _, not starting with a digit, e.g. %q)", k.Value, nameLike(k.Value, '_'))
-			continue
-		case ReservedNames[k.Value]:
-			d.Errorf(k, qpath, "%q is a reserved name in expressions; choose another query name", k.Value)
 			continue
 		}
 		q := &Query{Name: k.Value, Pos: d.Pos(k)}

@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/autoscalerd/autoscalerd/policy"
 )
 
 // FuzzLoad feeds arbitrary bytes to the loader, with every kind registered. Whatever the
 // input, loading must not panic, and every mistake must come back as a configs.Errors
 // entry that names its file, with a line inside the file when it has one. What loads
-// must compile and build (policy.Resolve, as validate does) or fail the same way.
+// must compile and build (engine.Resolve, as validate does) or fail the same way.
 //
 //	go test -run '^$' -fuzz FuzzLoad -fuzztime 3m ./configs/
 func FuzzLoad(f *testing.F) {
@@ -33,13 +34,10 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := configs.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv, Compile: policy.Check})
-		if err == nil {
-			_, err = policy.Compile(cfg)
-		}
+		cfg, _, err := policy.Parse("fuzz.yaml", data, configs.Options{LookupEnv: lookupTestEnv})
 		if err == nil {
 			// Building every plugin from what loaded must not panic either.
-			err = policy.Resolve(context.Background(), cfg).Err()
+			err = engine.Resolve(context.Background(), cfg).Err()
 		}
 		if err == nil {
 			return

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"io"
 	"log/slog"
 	"net"
@@ -50,7 +51,7 @@ type Daemon struct {
 	opts    Options
 	log     *slog.Logger
 	level   *slog.LevelVar
-	engine  *policy.Engine
+	engine  *engine.Engine
 	reg     *prometheus.Registry
 	elector ha.Elector
 
@@ -80,7 +81,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	d := &Daemon{opts: opts, cfg: cfg, trigger: make(chan struct{}, 1), level: new(slog.LevelVar)}
 	d.log = newLogger(opts.Stderr, cfg.Log, d.level)
-	store, err := policy.NewStore(cfg.StateDir)
+	store, err := engine.NewStore(cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	d.reg.MustRegister(d.reloadOK, d.reloadTime)
 	shared := sources.NewShared()
-	d.engine = policy.NewEngine(policy.EngineOptions{Logger: d.log, Metrics: policy.NewMetrics(d.reg), Store: store, Shared: shared})
+	d.engine = engine.NewEngine(engine.EngineOptions{Logger: d.log, Metrics: engine.NewMetrics(d.reg), Store: store, Shared: shared})
 	if err := d.engine.Apply(ctx, cfg, ps); err != nil {
 		return err
 	}

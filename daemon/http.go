@@ -4,12 +4,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -65,13 +65,13 @@ func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 // policyView is a policy in the API, with this daemon's HA role.
 type policyView struct {
-	policy.Status
+	engine.Status
 	Role string `json:"role,omitempty"`
 }
 
 type policyDetail struct {
 	policyView
-	Decisions []policy.DecisionView `json:"decisions"`
+	Decisions []engine.DecisionView `json:"decisions"`
 }
 
 func (d *Daemon) handlePolicies(w http.ResponseWriter, _ *http.Request) {
@@ -89,9 +89,9 @@ func (d *Daemon) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such policy: " + r.PathValue("name")})
 		return
 	}
-	out := policyDetail{policyView: policyView{Status: s, Role: d.role()}, Decisions: []policy.DecisionView{}}
+	out := policyDetail{policyView: policyView{Status: s, Role: d.role()}, Decisions: []engine.DecisionView{}}
 	for i := len(ds) - 1; i >= 0; i-- { // newest first
-		out.Decisions = append(out.Decisions, ds[i].View())
+		out.Decisions = append(out.Decisions, engine.View(ds[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -101,7 +101,7 @@ func (d *Daemon) handlePause(paused bool) http.HandlerFunc {
 		name := r.PathValue("name")
 		if err := d.engine.SetPaused(name, paused); err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, policy.ErrNoPolicy) {
+			if errors.Is(err, engine.ErrNoPolicy) {
 				code = http.StatusNotFound
 			}
 			writeJSON(w, code, map[string]string{"error": err.Error()})

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"html/template"
 	"math"
 	"net/http"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/chart"
-	"github.com/autoscalerd/autoscalerd/policy"
 )
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
@@ -38,7 +38,7 @@ h2{margin:.2em 0}.muted{color:#777}
 </body></html>`))
 
 type card struct {
-	S       policy.Status
+	S       engine.Status
 	Queries map[string]string
 	Chart   template.HTML
 }
@@ -69,7 +69,7 @@ func (d *Daemon) handlePage(w http.ResponseWriter, _ *http.Request) {
 }
 
 // policyChart draws the last hour: query values, desired and actual replicas.
-func policyChart(s policy.Status, points []policy.ChartPoint) string {
+func policyChart(s engine.Status, points []engine.ChartPoint) string {
 	c := chart.Chart{XLabel: "time ago", Width: 900, Height: 220, XFormat: chart.Seconds}
 	queries := make([]chart.Series, len(s.QueryOrder))
 	for i, q := range s.QueryOrder {

@@ -26,6 +26,7 @@ func benchDecide(b *testing.B, p *policy.Policy, vals func(i int) []float64) {
 		in.Current = cur
 		var d policy.Decision
 		d, st = policy.Decide(p, st, in, now)
+		st.Commit(d)
 		cur = d.To
 		now = now.Add(10 * time.Second)
 	}

@@ -11,8 +11,44 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
-// Hold is the action of a decision that leaves the count as it is.
-const Hold = "hold"
+// Action is what a decision does to the target's count.
+type Action uint8
+
+// The actions. Hold is the zero value: a decision that leaves the count as it is.
+const (
+	Hold Action = iota
+	Up
+	Down
+)
+
+// String names the action as the API, logs and metrics show it.
+func (a Action) String() string {
+	switch a {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	}
+	return "hold"
+}
+
+// MarshalText writes the action's name (state files and JSON).
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads an action's name; "" is Hold, for state files that had none.
+func (a *Action) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "up":
+		*a = Up
+	case "down":
+		*a = Down
+	case "hold", "":
+		*a = Hold
+	default:
+		return fmt.Errorf("unknown action %q", b)
+	}
+	return nil
+}
 
 // Value is one query's result for a tick: a number, or the error that replaced it.
 type Value struct {
@@ -33,7 +69,7 @@ type Decision struct {
 	Time time.Time
 	// From is the count observed; To the count after this decision (From when holding).
 	From, To int
-	Action   string // up, down or hold
+	Action   Action
 	// Raw is the expression's value (NaN when it could not be evaluated).
 	Raw float64
 	// Desired is the clamped count the policy asked for, -1 when there was none.
@@ -47,6 +83,11 @@ type Decision struct {
 
 // Decide runs the decision pipeline of SPEC §3 for one tick. It consumes st (the caller
 // must use the returned state from then on) and performs no I/O.
+//
+// Decide proposes; it does not act. The state it returns is the state after a tick that
+// held: the history and failure count are updated, but a proposed scaling action is not
+// recorded. Whoever carries the action out calls Commit once the target has done it, so an
+// action that failed starts no cooldown and leaves nothing to undo.
 func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 	d := Decision{Time: now, From: in.Current, To: in.Current, Action: Hold, Raw: math.NaN(), Desired: -1, DryRun: p.DryRun}
 	var why chain
@@ -82,7 +123,9 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		}
 	}
 
-	env := st.evalEnv(p, now)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	env := p.evalEnv(&st, now)
 	lo, hi := p.bounds(now, &why, env.spans)
 	d.Min, d.Max = lo, hi
 
@@ -185,10 +228,6 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		d.Action = Down
 	}
 	if d.Action != Hold {
-		st.LastAction, st.LastDirection = now, d.Action
-		if d.Action == Up {
-			st.LastUp = now
-		}
 		if p.DryRun {
 			why.addf("dry run: would scale %d→%d", cur, d.To)
 		} else {
@@ -196,12 +235,25 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		}
 	}
 	st.Known = true
-	st.Expected = d.To
-	if p.DryRun {
-		st.Expected = cur // the target is never touched
-	}
+	st.Expected = cur
 	d.Reason = why.String()
 	return d, st
+}
+
+// Commit records in st that d's action was carried out (or, in dry-run, that it would
+// have been): the cooldowns count from it and the target is expected at d.To. A hold
+// changes nothing.
+func (st *State) Commit(d Decision) {
+	if d.Action == Hold {
+		return
+	}
+	st.LastAction, st.LastDirection = d.Time, d.Action
+	if d.Action == Up {
+		st.LastUp = d.Time
+	}
+	if !d.DryRun {
+		st.Expected = d.To // in dry-run the target is never touched
+	}
 }
 
 func (p *Policy) scaleUp(st *State, why *chain, cur, desired int, now time.Time, bypass bool) int {
@@ -356,12 +408,13 @@ type evalEnv struct {
 	vm      vm.VM
 }
 
-func (s *State) evalEnv(p *Policy, now time.Time) *evalEnv {
-	if s.env == nil {
-		s.env = newEvalEnv(p)
+// evalEnv returns the policy's scratch scope, bound to st and now. The caller holds p.mu.
+func (p *Policy) evalEnv(st *State, now time.Time) *evalEnv {
+	if p.env == nil {
+		p.env = newEvalEnv(p)
 	}
-	s.env.samples, s.env.now = s.Samples, now
-	return s.env
+	p.env.samples, p.env.now = st.Samples, now
+	return p.env
 }
 
 var errNoSamples = errors.New("no samples in the window yet")
@@ -391,58 +444,20 @@ func newEvalEnv(p *Policy) *evalEnv {
 		}
 		return xs[i:], nil
 	}
-	e.vars["avg_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("avg_over", q, secs)
-		if err != nil {
-			return 0, err
+	for _, f := range functions {
+		if f.window == nil {
+			continue
 		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("avg_over(%s): %w", q, errNoSamples)
-		}
-		sum := 0.0
-		for _, x := range xs {
-			sum += x.V
-		}
-		return sum / float64(len(xs)), nil
-	}
-	e.vars["max_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("max_over", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("max_over(%s): %w", q, errNoSamples)
-		}
-		m := xs[0].V
-		for _, x := range xs[1:] {
-			m = max(m, x.V)
-		}
-		return m, nil
-	}
-	e.vars["min_over"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("min_over", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) == 0 {
-			return 0, fmt.Errorf("min_over(%s): %w", q, errNoSamples)
-		}
-		m := xs[0].V
-		for _, x := range xs[1:] {
-			m = min(m, x.V)
-		}
-		return m, nil
-	}
-	e.vars["rate"] = func(q string, secs float64) (float64, error) {
-		xs, err := window("rate", q, secs)
-		if err != nil {
-			return 0, err
-		}
-		if len(xs) < 2 {
-			return 0, fmt.Errorf("rate(%s): needs two samples in the window", q)
-		}
-		first, last := xs[0], xs[len(xs)-1]
-		return (last.V - first.V) / last.T.Sub(first.T).Seconds(), nil
+		e.vars[f.name] = windowFn(func(q string, secs float64) (float64, error) {
+			xs, err := window(f.name, q, secs)
+			if err != nil {
+				return 0, err
+			}
+			if len(xs) == 0 {
+				return 0, fmt.Errorf("%s(%s): %w", f.name, q, errNoSamples)
+			}
+			return f.window(q, xs)
+		})
 	}
 	return e
 }

@@ -25,9 +25,6 @@ const (
 	varMax     = "__max"
 )
 
-// windowFuncs are the functions over the policy's own sample history.
-var windowFuncs = map[string]bool{"avg_over": true, "max_over": true, "min_over": true, "rate": true}
-
 // program is a compiled expression with what the reason chain needs to show it.
 type program struct {
 	prog *vm.Program
@@ -83,9 +80,6 @@ func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*p
 	return &program{prog: prog, segments: splitSegments(e.Src, queries)}, pt.windows, nil
 }
 
-// funcNames are the functions SPEC §2.3 promises, in the order the docs list them.
-var funcNames = []string{"ceil", "floor", "round", "min", "max", "abs", "avg_over", "max_over", "min_over", "rate"}
-
 // explainExprErr rewrites expr's message for an operator: names they wrote (min, not
 // __min), what they may write instead, and how to fix a wrong result type. from is the
 // rune offset of the error in src; it returns the message and the offset to point at.
@@ -103,7 +97,7 @@ func explainExprErr(m, src string, from int, queries []string, asBool bool) (str
 		case name == "now" || name == "date":
 			return fmt.Sprintf("%s is not available: a decision depends on the queries, not on the clock (for time-of-day rules use schedule:)", name), from
 		case strings.HasPrefix(rest, "("):
-			return fmt.Sprintf("unknown function %s%s; the functions are %s", name, configs.DidYouMean(name, funcNames), strings.Join(funcNames, ", ")), from
+			return fmt.Sprintf("unknown function %s%s; the functions are %s", name, configs.DidYouMean(name, funcNames()), hintFuncs()), from
 		case len(queries) == 0:
 			return fmt.Sprintf("unknown name %s: this policy has no queries; the expression can use current, min and max", name), from
 		}
@@ -154,8 +148,10 @@ func checkEnv(queries []string) map[string]any {
 	for _, q := range queries {
 		env[q] = 0.0
 	}
-	for name := range windowFuncs {
-		env[name] = windowStub
+	for _, f := range functions {
+		if f.window != nil {
+			env[f.name] = windowStub
+		}
 	}
 	return env
 }
@@ -184,7 +180,10 @@ func (p *patcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
-		if !ok || !windowFuncs[id.Value] {
+		if !ok {
+			return
+		}
+		if _, isWindow := windowFunc(id.Value); !isWindow {
 			return
 		}
 		p.patchWindowCall(id.Value, n)
@@ -440,7 +439,8 @@ func isWindowArg(src string, i int) bool {
 	for k > 0 && isIdent(src[k-1]) {
 		k--
 	}
-	return windowFuncs[src[k:j]]
+	_, ok := windowFunc(src[k:j])
+	return ok
 }
 
 // render prints the expression with the query values substituted.
@@ -463,11 +463,4 @@ func formatNum(f float64) string {
 		return strconv.FormatInt(int64(f), 10)
 	}
 	return strconv.FormatFloat(f, 'g', 6, 64)
-}
-
-// Check compiles one policy for configs.Options.Compile, so that a load reports expression
-// mistakes together with the rest of the file.
-func Check(pc *configs.Policy) configs.Errors {
-	_, errs := CompilePolicy(pc)
-	return errs
 }

@@ -55,17 +55,13 @@ func policyYAML(body string, queries ...string) string {
 	return b.String()
 }
 
-// compile loads and compiles one policy through configs.Parse and policy.Compile.
+// compile loads and compiles one policy through policy.Parse.
 func compile(t testing.TB, body string, queries ...string) *policy.Policy {
 	t.Helper()
 	src := policyYAML(body, queries...)
-	cfg, err := configs.Parse("test.yaml", []byte(src), configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	_, ps, err := policy.Parse("test.yaml", []byte(src), configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", src, err)
-	}
-	ps, err := policy.Compile(cfg)
-	if err != nil {
-		t.Fatalf("compile:\n%s\n%v", src, err)
 	}
 	return ps[0]
 }
@@ -97,6 +93,7 @@ func (r *rig) at(off time.Duration, vals ...float64) policy.Decision {
 	r.t.Helper()
 	var d policy.Decision
 	d, r.st = policy.Decide(r.p, r.st, inputs(r.cur, vals), t0.Add(off))
+	r.st.Commit(d) // the target always does what it is told
 	if !r.p.DryRun {
 		r.cur = d.To
 	}

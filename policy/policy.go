@@ -1,13 +1,16 @@
-// Package policy turns a policy's configuration into decisions: the expression, the
-// decision pipeline (SPEC §3), the persisted state, and the engine that runs one loop per
-// policy against real sources and targets.
+// Package policy is autoscalerd's pure core: a policy compiled from its configuration
+// (the replicas and activation expressions, bounds, cooldowns, steps, schedules), the
+// decision pipeline of SPEC §3 (Decide) and the State a policy remembers between ticks.
 //
-// The pipeline (Decide) is a pure function of (policy, state, inputs, now): it does no I/O
-// and reads no clock, so the live engine, `simulate` and the property tests share it.
+// Decide is a pure function of (policy, state, inputs, now): it does no I/O and reads no
+// clock, so the engine, `simulate` and the property tests share it. It proposes; the caller
+// carries out the action and commits it with State.Commit only once it happened.
+// policy imports only configs and expr-lang.
 package policy
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -34,25 +37,78 @@ type Policy struct {
 
 	replicas   *program
 	activation *program
+	// mu guards env, the expression's scratch scope (with the schedules' cached answers),
+	// reused across ticks so a tick allocates little. It is never persisted.
+	mu  sync.Mutex
+	env *evalEnv
 	// windows[i] is how much sample history query i needs for window functions.
 	windows []time.Duration
 }
 
-// Compile compiles every policy of a loaded configuration, reporting all errors together.
+// Load reads a configuration file and compiles its policies, each expression once:
+// expression mistakes are reported together with the file's other mistakes.
+func Load(path string, opts configs.Options) (*configs.Config, []*Policy, error) {
+	c := compiler{done: map[*configs.Policy]*Policy{}}
+	opts.Compile = c.check
+	cfg, err := configs.Load(path, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.policies(cfg)
+}
+
+// Parse is Load for a configuration already in memory; name is the file name errors show.
+func Parse(name string, data []byte, opts configs.Options) (*configs.Config, []*Policy, error) {
+	c := compiler{done: map[*configs.Policy]*Policy{}}
+	opts.Compile = c.check
+	cfg, err := configs.Parse(name, data, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.policies(cfg)
+}
+
+// Compile compiles every policy of a configuration loaded without compiling, reporting
+// all errors together.
 func Compile(cfg *configs.Config) ([]*Policy, error) {
+	_, ps, err := (&compiler{done: map[*configs.Policy]*Policy{}}).policies(cfg)
+	return ps, err
+}
+
+// compiler compiles policies while configs loads them (as configs.Options.Compile) and
+// keeps the results, so a load compiles each expression once.
+type compiler struct {
+	done map[*configs.Policy]*Policy
+}
+
+func (c *compiler) check(pc *configs.Policy) configs.Errors {
+	p, errs := CompilePolicy(pc)
+	if p != nil {
+		c.done[pc] = p
+	}
+	return errs
+}
+
+// policies returns cfg's compiled policies in file order, compiling those the load did
+// not.
+func (c *compiler) policies(cfg *configs.Config) (*configs.Config, []*Policy, error) {
 	var errs configs.Errors
 	out := make([]*Policy, 0, len(cfg.Policies))
 	for _, pc := range cfg.Policies {
-		p, perrs := CompilePolicy(pc)
-		errs = append(errs, perrs...)
+		p := c.done[pc]
+		if p == nil {
+			var perrs configs.Errors
+			p, perrs = CompilePolicy(pc)
+			errs = append(errs, perrs...)
+		}
 		if p != nil {
 			out = append(out, p)
 		}
 	}
 	if err := errs.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return cfg, out, nil
 }
 
 // CompilePolicy compiles one policy's expressions and settles its settings.
@@ -76,7 +132,10 @@ func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
 	for _, q := range pc.Queries {
 		p.Queries = append(p.Queries, q.Name)
 	}
-	var errs configs.Errors
+	errs := checkQueryNames(pc)
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	prog, windows, e := compileExpr(pc.Replicas, configs.JoinPath(pc.Path, "replicas"), p.Queries, false)
 	errs = append(errs, e...)
 	p.replicas = prog

@@ -241,6 +241,7 @@ func checkTrace(t *testing.T, seed uint64, seen map[string]int) string {
 		from := cur
 		var d policy.Decision
 		d, st = policy.Decide(p, st, inputs(cur, vals), now)
+		st.Commit(d)
 		fmt.Fprintf(&log, "t=%s a=%v b=%v cur=%d → %d [%d,%d] desired %d: %s\n",
 			now.Sub(t0), vals[0], vals[1], from, d.To, d.Min, d.Max, d.Desired, d.Reason)
 		bad := func(format string, args ...any) string {
@@ -253,7 +254,7 @@ func checkTrace(t *testing.T, seed uint64, seen map[string]int) string {
 			}
 		}
 		if d.Action != policy.Hold {
-			seen[d.Action]++
+			seen[d.Action.String()]++
 		}
 
 		queryFailed := failA || failB

@@ -4,12 +4,6 @@ import (
 	"time"
 )
 
-// Direction of a scaling action.
-const (
-	Up   = "up"
-	Down = "down"
-)
-
 // Rec says the policy wanted V replicas from T until the next Rec (run-length encoded, so
 // a steady demand costs one entry however long it lasts).
 type Rec struct {
@@ -28,7 +22,7 @@ type Sample struct {
 type State struct {
 	// LastAction is the time of the last scaling action, ours or one adopted from outside.
 	LastAction    time.Time `json:"last_action,omitzero"`
-	LastDirection string    `json:"last_direction,omitempty"`
+	LastDirection Action    `json:"last_direction,omitempty"`
 	// LastUp is the time of the last scale-up: no scale-down within cooldown.down of it.
 	LastUp time.Time `json:"last_scale_up,omitzero"`
 	// Expected is the count the target should have; a different observed count was
@@ -44,8 +38,6 @@ type State struct {
 	Recs []Rec `json:"recommendations,omitempty"`
 	// Samples holds query values for window functions, by query name.
 	Samples map[string][]Sample `json:"samples,omitempty"`
-
-	env *evalEnv // scratch for the expression, rebuilt as needed; never persisted
 }
 
 // addRec records the desired count at now. History older than keep is dropped, and a gap
@@ -122,8 +114,8 @@ func (s *State) addSample(name string, now time.Time, v float64, keep, maxGap ti
 	s.Samples[name] = xs
 }
 
-// stateSummary is what tells whether a tick changed anything worth saving.
-type stateSummary struct {
+// Summary is what tells whether a tick changed anything worth saving.
+type Summary struct {
 	lastAction time.Time
 	lastUp     time.Time
 	expected   int
@@ -134,8 +126,9 @@ type stateSummary struct {
 	lastRec    Rec
 }
 
-func (s *State) summary() stateSummary {
-	sum := stateSummary{lastAction: s.LastAction, lastUp: s.LastUp, expected: s.Expected, known: s.Known, failures: s.Failures, paused: s.Paused, recs: len(s.Recs)}
+// Summary returns the parts of the state whose change is worth a save.
+func (s *State) Summary() Summary {
+	sum := Summary{lastAction: s.LastAction, lastUp: s.LastUp, expected: s.Expected, known: s.Known, failures: s.Failures, paused: s.Paused, recs: len(s.Recs)}
 	if n := len(s.Recs); n > 0 {
 		sum.lastRec = s.Recs[n-1]
 	}

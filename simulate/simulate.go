@@ -160,6 +160,7 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		}
 		var d policy.Decision
 		d, st = policy.Decide(p, st, policy.Inputs{Values: vals, Current: replicas}, now)
+		st.Commit(d) // the simulated target follows every decision at once
 		if !p.DryRun {
 			replicas = d.To
 		}

@@ -1,9 +1,10 @@
-package policy
+package engine
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/autoscalerd/autoscalerd/policy"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,30 +37,30 @@ func (s *Store) path(name string) string { return filepath.Join(s.dir, name+".js
 
 // stateFile is the on-disk form; Version lets a later release migrate old files.
 type stateFile struct {
-	Version int   `json:"version"`
-	State   State `json:"state"`
+	Version int          `json:"version"`
+	State   policy.State `json:"state"`
 }
 
 // Load returns the saved state of a policy. A missing file is fs.ErrNotExist; a corrupt
 // one is an error naming the file. Either way the caller starts from an empty State,
 // which is cautious: no scale-down until a full cooldown.down of history is seen.
-func (s *Store) Load(name string) (State, error) {
+func (s *Store) Load(name string) (policy.State, error) {
 	b, err := os.ReadFile(s.path(name))
 	if err != nil {
-		return State{}, err
+		return policy.State{}, err
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return State{}, fmt.Errorf("state file %s is corrupt: %w", s.path(name), err)
+		return policy.State{}, fmt.Errorf("state file %s is corrupt: %w", s.path(name), err)
 	}
 	if f.Version != 1 {
-		return State{}, fmt.Errorf("state file %s has unknown version %d", s.path(name), f.Version)
+		return policy.State{}, fmt.Errorf("state file %s has unknown version %d", s.path(name), f.Version)
 	}
 	return f.State, nil
 }
 
 // Save writes a policy's state atomically.
-func (s *Store) Save(name string, st State) error {
+func (s *Store) Save(name string, st policy.State) error {
 	b, err := json.Marshal(stateFile{Version: 1, State: st})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
-package policy
+package engine
 
 import (
+	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,8 +64,8 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 		desired:     m.replicas.WithLabelValues(name, "desired"),
 		min:         m.replicas.WithLabelValues(name, "min"),
 		max:         m.replicas.WithLabelValues(name, "max"),
-		up:          m.scaleActions.WithLabelValues(name, Up),
-		down:        m.scaleActions.WithLabelValues(name, Down),
+		up:          m.scaleActions.WithLabelValues(name, policy.Up.String()),
+		down:        m.scaleActions.WithLabelValues(name, policy.Down.String()),
 		scaleErrors: m.scaleErrors.WithLabelValues(name),
 		eval:        m.evalDuration,
 	}

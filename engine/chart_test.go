@@ -1,6 +1,7 @@
-package policy
+package engine
 
 import (
+	"github.com/autoscalerd/autoscalerd/policy"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ func TestChartRing(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	for i := 0; i <= 2*3600/2; i++ { // two hours of ticks every 2s
 		now := start.Add(time.Duration(i) * 2 * time.Second)
-		c.add(now, i%7, i%5, []Value{{V: float64(i)}})
+		c.add(now, i%7, i%5, []policy.Value{{V: float64(i)}})
 		pts := c.points()
 		last := pts[len(pts)-1]
 		if !last.Time.Equal(now) || last.Values[0] != float64(i) || last.Desired != i%7 || last.Replicas != i%5 {

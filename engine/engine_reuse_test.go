@@ -1,7 +1,8 @@
-package policy
+package engine
 
 import (
 	"context"
+	"github.com/autoscalerd/autoscalerd/policy"
 	"io"
 	"log/slog"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // line above the policy keeps the target instance (a process target would otherwise stop
 // every worker and start them again); a changed target setting builds a new one.
 func TestReloadKeepsTargetWhenOnlyPositionsMove(t *testing.T) {
-	const policy = `policies:
+	const yaml = `policies:
   - name: w
     target: { process: { command: [/bin/sleep, "3600"] } }
     max: 2
@@ -34,7 +35,7 @@ func TestReloadKeepsTargetWhenOnlyPositionsMove(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps, err := Compile(cfg)
+		ps, err := policy.Compile(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,12 +44,12 @@ func TestReloadKeepsTargetWhenOnlyPositionsMove(t *testing.T) {
 		}
 		return e.runners["w"]
 	}
-	first := apply(policy)
-	moved := apply("# a comment moves every line down\n\n" + policy)
+	first := apply(yaml)
+	moved := apply("# a comment moves every line down\n\n" + yaml)
 	if moved.target != first.target {
 		t.Error("a reload that only moved the policy built a new target")
 	}
-	changed := apply(strings.Replace(policy, `"3600"`, `"7200"`, 1))
+	changed := apply(strings.Replace(yaml, `"3600"`, `"7200"`, 1))
 	if changed.target == moved.target {
 		t.Error("a reload that changed the target's command kept the old target")
 	}

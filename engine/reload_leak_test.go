@@ -1,4 +1,4 @@
-package policy_test
+package engine_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/engine"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv/natstest"
 	"github.com/autoscalerd/autoscalerd/policy"
@@ -83,7 +84,7 @@ policies:
 		t.Fatal(err)
 	}
 	shared := sources.NewShared()
-	e := policy.NewEngine(policy.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: policy.NewMetrics(prometheus.NewRegistry()), Shared: shared})
+	e := engine.NewEngine(engine.EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: engine.NewMetrics(prometheus.NewRegistry()), Shared: shared})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if err := e.Apply(ctx, cfg, ps); err != nil {

@@ -1,0 +1,426 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/sources"
+	"github.com/autoscalerd/autoscalerd/targets"
+)
+
+const (
+	statusTimeout = 30 * time.Second
+	scaleTimeout  = 5 * time.Minute
+	maxBackoff    = 5 * time.Minute
+	// saveEvery bounds how much window history a crash can lose; actions save at once.
+	saveEvery = 2 * time.Minute
+	// minWakeGap keeps a storm of target events from turning into a storm of evaluations.
+	minWakeGap    = time.Second
+	tickSlot      = 100 * time.Millisecond
+	keepDecisions = 64
+	// The status page charts one hour at this resolution.
+	chartStep   = 15 * time.Second
+	chartPoints = 240
+)
+
+// runner is one policy's loop. The loop goroutine owns st; everything the HTTP side reads
+// is copied under mu.
+type runner struct {
+	p        *policy.Policy
+	store    *Store
+	clock    func() time.Time
+	target   targets.Target
+	sources  []sources.Source
+	timeouts []time.Duration
+	log      *slog.Logger
+	m        *policyMetrics
+	sem      chan struct{}
+	wake     chan struct{}
+	// successorOf is the runner of the previous configuration that drove this target; the
+	// loop starts once it has stopped (handedOver closed), continuing its state when
+	// inherits is set (the same policy).
+	successorOf *runner
+	inherits    bool
+	handedOver  chan struct{}
+
+	st           policy.State
+	lastSave     time.Time
+	dirty        bool // state changed since the last save
+	backoff      int
+	backoffUntil time.Time
+	lastTick     time.Time
+	reached      atomic.Bool
+	paused       atomic.Bool
+
+	mu        sync.Mutex
+	cancel    context.CancelFunc // of the running loop, nil when stopped
+	done      chan struct{}
+	current   int
+	ready     int
+	values    []policy.Value
+	last      *policy.Decision
+	lastErr   string
+	decisions ring
+	chart     chartRing
+}
+
+func (r *runner) restore() {
+	if r.store == nil {
+		return
+	}
+	st, err := r.store.Load(r.p.Name)
+	switch {
+	case err == nil:
+		r.st = st
+		r.paused.Store(st.Paused)
+	case IsNotExist(err):
+		r.log.Info("no saved state; starting cautious (no scale-down before a full cooldown.down of history)")
+	default:
+		r.log.Warn("saved state unusable; starting cautious (no scale-down before a full cooldown.down of history)", "err", err)
+	}
+}
+
+// inherit takes over the state of the runner it replaces on reload, once that runner has
+// stopped.
+func (r *runner) inherit(old *runner) {
+	r.st = old.st
+	r.lastSave = old.lastSave
+	r.showAs(old)
+}
+
+// showAs copies what the status shows from old, the runner this one replaces.
+func (r *runner) showAs(old *runner) {
+	r.paused.Store(old.paused.Load())
+	r.reached.Store(old.reached.Load())
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.current, r.ready, r.last, r.lastErr = old.current, old.ready, old.last, old.lastErr
+	r.decisions = old.decisions.clone()
+	if slices.Equal(old.p.Queries, r.p.Queries) {
+		r.chart = old.chart.clone()
+	}
+}
+
+// stop ends the loop and waits for its current tick to finish.
+func (r *runner) stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (r *runner) closeSources() {
+	for _, s := range r.sources {
+		if err := sources.Close(s); err != nil {
+			r.log.Warn("closing query source", "err", err)
+		}
+	}
+	r.sources = nil
+}
+
+func (r *runner) loop(ctx, hard context.Context) {
+	if h, ok := r.target.(targets.Historian); ok {
+		r.adoptHistory(ctx, h)
+	}
+	if w, ok := r.target.(targets.Watcher); ok {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Watch(ctx, r.poke); err != nil && ctx.Err() == nil {
+				r.log.Warn("watching the target for outside changes stopped; the tick still notices them", "err", err)
+			}
+		}()
+		defer wg.Wait()
+	}
+	// Ticks fall on a grid of tickSlot, at the policy's interval from its first tick. The
+	// first ticks of many policies are spread over the interval (at most 2 s), but policies
+	// on the same slot wake together: a thousand policies cost a few dozen wake-ups a
+	// second instead of a thousand, which is most of their cost on a small machine.
+	spread := min(r.p.Interval, 2*time.Second)
+	slots := max(int64(spread/tickSlot), 1)
+	next := time.Now().Truncate(tickSlot).Add(time.Duration(rand.Int64N(slots)+1) * tickSlot)
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.save()
+			return
+		case <-timer.C:
+		case <-r.wake:
+			if since := time.Since(r.lastTick); since < minWakeGap {
+				timer.Reset(minWakeGap - since)
+				continue
+			}
+		}
+		r.lastTick = time.Now()
+		r.tick(ctx, hard)
+		now := time.Now()
+		for !next.After(now) {
+			next = next.Add(r.p.Interval)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// poke asks for an early tick (a target event).
+func (r *runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// adoptHistory makes the target's own record of its last scaling action count as ours
+// when it is newer than the saved state (another daemon acted, or the state was lost).
+func (r *runner) adoptHistory(ctx context.Context, h targets.Historian) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	last, ok, err := h.LastScaled(ctx)
+	at, from, to := last.At, last.From, last.To
+	if err != nil {
+		r.log.Warn("reading the target's scaling history", "err", err)
+		return
+	}
+	if !ok || !at.After(r.st.LastAction) || from == to {
+		return
+	}
+	r.st.LastAction, r.st.LastDirection = at, policy.Down
+	if to > from {
+		r.st.LastDirection, r.st.LastUp = policy.Up, at
+	}
+	r.log.Info("adopted the target's last scaling event as the last action", "at", at, "from", from, "to", to)
+}
+
+func (r *runner) tick(ctx, hard context.Context) {
+	start := time.Now()
+	now := r.clock()
+	if now.Before(r.backoffUntil) {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	status, err := r.target.Status(sctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		r.targetFailed(now, fmt.Errorf("target status: %w", err))
+		return
+	}
+	r.reached.Store(true)
+	values := r.read(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+
+	before := r.st.Summary()
+	wasPaused := r.st.Paused
+	r.st.Paused = r.paused.Load()
+	var d policy.Decision
+	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas}, now)
+	d, scaleErr := r.act(hard, d)
+	lastErr := r.explain(d, values, scaleErr)
+	r.record(d, status, values, lastErr)
+	r.persist(d, wasPaused, before)
+	if r.m != nil {
+		r.m.eval.Observe(time.Since(start).Seconds())
+	}
+}
+
+// act carries out d's action and commits it to the state once the target has done it. A
+// dry-run action is committed without touching the target. When the target fails, the
+// state stays as Decide left it, that of a tick that held, and the decision becomes a
+// hold whose reason says what failed. The error is that of a real failure, nil for a
+// target that could not act for a reason that passes (targets.ErrNoop).
+func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, error) {
+	if d.Action == policy.Hold {
+		r.backoff = 0
+		return d, nil
+	}
+	if !r.p.DryRun {
+		if err := r.scale(hard, d); err != nil {
+			d.To, d.Action = d.From, policy.Hold
+			if errors.Is(err, targets.ErrNoop) {
+				d.Reason += fmt.Sprintf(" → target cannot act now (%v); retry next tick", err)
+				r.backoff = 0
+				return d, nil
+			}
+			d.Reason += fmt.Sprintf(" → scale failed: %v", err)
+			r.failBackoff(d.Time)
+			if r.m != nil {
+				r.m.scaleErrors.Inc()
+			}
+			return d, err
+		}
+	}
+	r.st.Commit(d)
+	r.backoff = 0
+	if r.m != nil {
+		if d.Action == policy.Up {
+			r.m.up.Inc()
+		} else {
+			r.m.down.Inc()
+		}
+	}
+	r.log.Info("scaling", "from", d.From, "to", d.To, "dry_run", d.DryRun, "reason", d.Reason)
+	return d, nil
+}
+
+// explain is the policy's last error as the status shows it: the failed scale, else the
+// expression's error, else the first failed query.
+func (r *runner) explain(d policy.Decision, values []policy.Value, scaleErr error) string {
+	switch {
+	case scaleErr != nil:
+		return scaleErr.Error()
+	case d.Err != "":
+		return "expression: " + d.Err
+	}
+	for i, v := range values {
+		if v.Err != nil {
+			return fmt.Sprintf("query %s: %v", r.p.Queries[i], v.Err)
+		}
+	}
+	return ""
+}
+
+// persist saves the state when the tick changed what a restart must not lose. A real
+// action or a pause is saved at once: a restart must never shorten the cooldown it
+// starts. Other changes (the windows' history, a dry-run action) are saved at most every
+// saveEvery; a tick that changed nothing worth keeping writes nothing.
+func (r *runner) persist(d policy.Decision, wasPaused bool, before policy.Summary) {
+	switch {
+	case (d.Action != policy.Hold && !r.p.DryRun) || wasPaused != r.st.Paused:
+		r.save()
+	case r.dirty || r.st.Summary() != before || len(r.st.Samples) > 0:
+		r.dirty = true
+		if time.Since(r.lastSave) > saveEvery {
+			r.save()
+		}
+	}
+}
+
+func (r *runner) read(ctx context.Context) []policy.Value {
+	values := make([]policy.Value, len(r.sources))
+	readOne := func(i int) {
+		v, err := sources.Read(ctx, r.sources[i], r.timeouts[i])
+		values[i] = policy.Value{V: v, Err: err}
+		if r.m != nil {
+			if err != nil {
+				r.m.errors[i].Inc()
+			} else {
+				r.m.values[i].Set(v)
+			}
+		}
+	}
+	if len(r.sources) == 1 {
+		readOne(0)
+		return values
+	}
+	var wg sync.WaitGroup
+	for i := range r.sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			readOne(i)
+		}()
+	}
+	wg.Wait()
+	return values
+}
+
+// scale performs the action under the engine-wide concurrency limit. It is bounded by its
+// own timeout and by hard, not by the loop's context, so a shutdown lets it finish.
+func (r *runner) scale(hard context.Context, d policy.Decision) error {
+	select {
+	case r.sem <- struct{}{}:
+	case <-hard.Done():
+		return hard.Err()
+	}
+	defer func() { <-r.sem }()
+	ctx, cancel := context.WithTimeout(hard, scaleTimeout)
+	defer cancel()
+	return r.target.Scale(ctx, d.To, targets.Reason{Policy: r.p.Name, Message: d.Reason})
+}
+
+func (r *runner) failBackoff(now time.Time) {
+	r.backoff++
+	wait := time.Duration(float64(r.p.Interval) * math.Pow(2, float64(min(r.backoff-1, 16))))
+	wait = min(wait, maxBackoff)
+	if r.backoff > 1 {
+		r.backoffUntil = now.Add(wait - r.p.Interval/2)
+	}
+}
+
+func (r *runner) targetFailed(now time.Time, err error) {
+	r.failBackoff(now)
+	if r.m != nil {
+		r.m.scaleErrors.Inc()
+	}
+	r.log.Warn("target unreachable; holding", "err", err)
+	r.mu.Lock()
+	r.lastErr = err.Error()
+	d := policy.Decision{Time: now, From: r.current, To: r.current, Action: policy.Hold, Raw: math.NaN(), Desired: -1,
+		Reason: fmt.Sprintf("%v → hold (retry with backoff)", err), DryRun: r.p.DryRun}
+	r.last = &d
+	r.appendDecision(d)
+	r.mu.Unlock()
+}
+
+func (r *runner) record(d policy.Decision, status targets.Status, values []policy.Value, lastErr string) {
+	lo, hi := d.Min, d.Max
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.current, r.ready = d.To, status.Ready
+	if r.p.DryRun {
+		r.current = status.Replicas
+	}
+	r.values, r.last, r.lastErr = values, &d, lastErr
+	r.appendDecision(d)
+	r.chart.add(d.Time, d.Desired, r.current, values)
+	if r.m != nil {
+		r.m.current.Set(float64(r.current))
+		if d.Desired >= 0 {
+			r.m.desired.Set(float64(d.Desired))
+		}
+		r.m.min.Set(float64(lo))
+		r.m.max.Set(float64(hi))
+	}
+}
+
+func (r *runner) appendDecision(d policy.Decision) { r.decisions.add(d) }
+
+func (r *runner) save() {
+	if r.store == nil {
+		return
+	}
+	r.st.Paused = r.paused.Load()
+	if err := r.store.Save(r.p.Name, r.st); err != nil {
+		r.log.Error("saving state", "err", err)
+		return
+	}
+	r.lastSave, r.dirty = time.Now(), false
+}
+
+func (r *runner) setPaused(p bool) {
+	r.paused.Store(p)
+	r.log.Info("policy paused", "paused", p)
+	r.poke()
+}

@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"github.com/autoscalerd/autoscalerd/configs"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/policy"
+)
+
+// Status is a policy's state as the HTTP API and `autoscalerd status` show it.
+type Status struct {
+	Name         string              `json:"name"`
+	Target       string              `json:"target"`
+	Current      int                 `json:"current"`
+	Ready        *int                `json:"ready,omitempty"`
+	Desired      *int                `json:"desired"`
+	Min          int                 `json:"min"`
+	Max          int                 `json:"max"`
+	Paused       bool                `json:"paused"`
+	DryRun       bool                `json:"dry_run"`
+	LastDecision *DecisionView       `json:"last_decision"`
+	LastError    string              `json:"last_error"`
+	Queries      map[string]*float64 `json:"queries"`
+	QueryErrors  map[string]string   `json:"query_errors,omitempty"`
+	Interval     string              `json:"interval"`
+	// QueryOrder is the query names in configuration order.
+	QueryOrder []string `json:"-"`
+}
+
+// DecisionView is a decision as JSON.
+type DecisionView struct {
+	Time    time.Time     `json:"time"`
+	From    int           `json:"from"`
+	To      int           `json:"to"`
+	Action  policy.Action `json:"action"`
+	Desired *int          `json:"desired"`
+	Reason  string        `json:"reason"`
+	DryRun  bool          `json:"dry_run,omitempty"`
+}
+
+// View converts a decision for JSON.
+func View(d policy.Decision) DecisionView {
+	v := DecisionView{Time: d.Time, From: d.From, To: d.To, Action: d.Action, Reason: d.Reason, DryRun: d.DryRun}
+	if d.Desired >= 0 {
+		n := d.Desired
+		v.Desired = &n
+	}
+	return v
+}
+
+// ring keeps the last keepDecisions decisions without copying on every tick.
+type ring struct {
+	buf   []policy.Decision
+	start int
+}
+
+// add appends d, or replaces the newest entry when both are holds at the same count with
+// the same desired count, so a steady state does not push the interesting decisions out.
+func (r *ring) add(d policy.Decision) {
+	if n := len(r.buf); n > 0 {
+		last := &r.buf[(r.start+n-1)%n]
+		// A hold that only differs in the values read replaces the previous one.
+		if d.Action == policy.Hold && last.Action == policy.Hold && last.From == d.From && last.Desired == d.Desired && last.Err == d.Err {
+			*last = d
+			return
+		}
+	}
+	if len(r.buf) < keepDecisions {
+		r.buf = append(r.buf, d)
+		return
+	}
+	r.buf[r.start] = d
+	r.start = (r.start + 1) % len(r.buf)
+}
+
+// clone returns a copy that shares nothing with r.
+func (r *ring) clone() ring {
+	return ring{buf: append([]policy.Decision(nil), r.buf...), start: r.start}
+}
+
+// list returns the decisions oldest first.
+func (r *ring) list() []policy.Decision {
+	out := make([]policy.Decision, 0, len(r.buf))
+	out = append(out, r.buf[r.start:]...)
+	return append(out, r.buf[:r.start]...)
+}
+
+func (r *runner) status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Status{
+		Name:       r.p.Name,
+		Target:     r.p.Config.Target.Key(),
+		Current:    r.current,
+		Min:        r.p.Min,
+		Max:        r.p.Max,
+		Paused:     r.paused.Load(),
+		DryRun:     r.p.DryRun,
+		LastError:  r.lastErr,
+		Queries:    map[string]*float64{},
+		QueryOrder: r.p.Queries,
+		Interval:   configs.FormatDuration(r.p.Interval),
+	}
+	if r.ready >= 0 && r.last != nil {
+		n := r.ready
+		s.Ready = &n
+	}
+	if r.last != nil {
+		v := View(*r.last)
+		s.LastDecision = &v
+		s.Desired = v.Desired
+		s.Min, s.Max = r.last.Min, r.last.Max
+	}
+	for i, q := range r.p.Queries {
+		if i < len(r.values) {
+			if r.values[i].Err == nil {
+				f := r.values[i].V
+				s.Queries[q] = &f
+				continue
+			}
+			if s.QueryErrors == nil {
+				s.QueryErrors = map[string]string{}
+			}
+			s.QueryErrors[q] = r.values[i].Err.Error()
+		}
+		s.Queries[q] = nil
+	}
+	return s
+}
+
+func (r *runner) recent() ([]policy.Decision, []ChartPoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.decisions.list(), r.chart.points()
+}
