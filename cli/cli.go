@@ -82,7 +82,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	a.daemonFlags(root.PersistentFlags())
 	run := a.runCmd()
 	root.RunE = run.RunE
-	root.AddCommand(run, a.validateCmd(), a.simulateCmd(), a.statusCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
+	root.AddCommand(run, a.validateCmd(), a.simulateCmd(), a.statusCmd(), a.historyCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
 	return root
 }
 

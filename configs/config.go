@@ -25,6 +25,7 @@ type Config struct {
 	Docker           Docker      `yaml:"docker"`
 	HA               HA          `yaml:"ha"`
 	Notify           Notify      `yaml:"notify"`
+	PageURL          PageURL     `yaml:"page_url"`
 	DecisionLog      DecisionLog `yaml:"decision_log"`
 	Defaults         Defaults    `yaml:"defaults"`
 	Policies         []*Policy   `yaml:"-"`

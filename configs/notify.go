@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -158,4 +159,30 @@ func decodeEvents(d *Decoder, n *yaml.Node, path string) []string {
 		d.Errorf(n, path, "is empty, so the sink would receive nothing; leave events out for all of them")
 	}
 	return out
+}
+
+// PageURL is the status page's address as operators reach it (behind a proxy, say):
+// notifications link to it. Empty means http://<listen>/.
+type PageURL string
+
+// UnmarshalConfig implements Unmarshaler.
+func (p *PageURL) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
+	v, ok := d.Scalar(n, path)
+	if !ok {
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		d.Errorf(n, path, "%q is not an http:// or https:// URL (e.g. https://autoscaler.example.com/)", v)
+		return
+	}
+	*p = PageURL(v)
+}
+
+// Or returns the page URL, or the one the listen address gives.
+func (p PageURL) Or(listen string) string {
+	if p != "" {
+		return string(p)
+	}
+	return "http://" + listen + "/"
 }

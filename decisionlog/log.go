@@ -51,8 +51,9 @@ type Record struct {
 	Min     int    `json:"min"`
 	Max     int    `json:"max"`
 	Reason  string `json:"reason"`
-	// Failed marks a decision that could not be carried out, or a tick that could not
-	// decide (the target unreachable, the expression failing); Error says why.
+	// Failed marks a decision that could not be carried out, or a tick whose target
+	// could not be reached; Error says why. A hold whose queries or expression failed
+	// is not Failed (it is sampled like other holds) but carries the Error.
 	Failed bool   `json:"failed,omitempty"`
 	Error  string `json:"error,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
@@ -64,7 +65,7 @@ type Record struct {
 
 // Important reports whether r is always logged: it changed something or failed to.
 func (r Record) Important() bool {
-	return r.Action != "hold" || r.Failed || r.Error != ""
+	return r.Action != "hold" || r.Failed
 }
 
 // Options configure a Log.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -170,4 +171,24 @@ func lineTime(line []byte) time.Time {
 		return time.Time{}
 	}
 	return r.Time
+}
+
+// ParseTime reads a query bound: an RFC 3339 time (2026-12-02T02:10:00Z), or a duration
+// meaning that long before now (2h, 30m, 1h30m). "" is no bound.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-12-02T02:10:00Z) nor a duration before now (2h)", s)
+}
+
+// SortByTime orders records oldest first, keeping the order of equal times.
+func SortByTime(rs []Record) {
+	slices.SortStableFunc(rs, func(a, b Record) int { return a.Time.Compare(b.Time) })
 }

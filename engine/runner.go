@@ -38,6 +38,7 @@ type runner struct {
 	p        *policy.Policy
 	store    *Store
 	clock    func() time.Time
+	obs      Observer
 	target   targets.Target
 	sources  []sources.Source
 	timeouts []time.Duration
@@ -232,14 +233,19 @@ func (r *runner) tick(ctx, hard context.Context) {
 	}
 
 	before := r.st.Summary()
+	wasFallback := inFallback(r.p, r.st)
 	wasPaused := r.st.Paused
 	r.st.Paused = r.paused.Load()
 	var d policy.Decision
 	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas}, now)
+	proposed := d.To
 	d, scaleErr := r.act(hard, d)
 	lastErr := r.explain(d, values, scaleErr)
 	r.record(d, status, values, lastErr)
 	r.persist(d, wasPaused, before)
+	if r.obs != nil {
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback})
+	}
 	if r.m != nil {
 		r.m.eval.Observe(time.Since(start).Seconds())
 	}
@@ -382,6 +388,10 @@ func (r *runner) targetFailed(now time.Time, err error) {
 	r.last = &d
 	r.appendDecision(d)
 	r.mu.Unlock()
+	if r.obs != nil {
+		fb := inFallback(r.p, r.st)
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, TargetErr: err, Attempted: d.To, Fallback: fb, WasFallback: fb})
+	}
 }
 
 func (r *runner) record(d policy.Decision, status targets.Status, values []policy.Value, lastErr string) {
@@ -420,7 +430,18 @@ func (r *runner) save() {
 }
 
 func (r *runner) setPaused(p bool) {
-	r.paused.Store(p)
+	if r.paused.Swap(p) == p {
+		return // no change: nothing to tell
+	}
 	r.log.Info("policy paused", "paused", p)
+	if r.m != nil {
+		r.m.paused.Set(boolGauge(p))
+	}
+	if r.obs != nil {
+		r.mu.Lock()
+		current := r.current
+		r.mu.Unlock()
+		r.obs.Paused(Pause{Policy: r.p.Name, Paused: p, Current: current, Time: r.clock()})
+	}
 	r.poke()
 }
