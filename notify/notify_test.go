@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -38,29 +38,12 @@ func load(t *testing.T, yaml string) *configs.Config {
 type harness struct {
 	n   *Notifier
 	reg *prometheus.Registry
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *plugintest.SyncBuffer
 }
 
 func newHarness(t *testing.T, cfg *configs.Config) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
+	h := &harness{reg: prometheus.NewRegistry(), log: &plugintest.SyncBuffer{}}
 	h.n = New(Options{
 		Logger:     slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: h.reg,
