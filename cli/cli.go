@@ -75,19 +75,28 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
+		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&a.config, "config", "c", "", "configuration file (default $AUTOSCALERD_CONFIG, ./autoscalerd.yaml, /etc/autoscalerd/autoscalerd.yaml)")
-	a.daemonFlags(root.PersistentFlags())
+	// The daemon's settings are flags of the commands that use them (run, and validate,
+	// which checks what run would do), not global flags of every command.
+	daemonFlags := a.daemonFlags()
 	run := a.runCmd()
+	validate := a.validateCmd()
+	for _, c := range []*cobra.Command{root, run, validate} {
+		c.Flags().AddFlagSet(daemonFlags)
+	}
 	root.RunE = run.RunE
-	root.AddCommand(run, a.validateCmd(), a.simulateCmd(), a.statusCmd(), a.historyCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
+	root.AddCommand(run, validate, a.simulateCmd(), a.statusCmd(), a.historyCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
 	return root
 }
 
 // daemonFlags defines a flag per daemon setting; each is also AUTOSCALERD_<KEY>.
-func (a *app) daemonFlags(fs *pflag.FlagSet) {
+func (a *app) daemonFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
 	fs.String("listen", "", "HTTP listen address (default "+configs.DefaultListen+")")
 	fs.String("state-dir", "", "directory for persisted decision state (default "+configs.DefaultStateDir+")")
 	fs.String("log-level", "", "debug, info, warn or error")
@@ -101,6 +110,7 @@ func (a *app) daemonFlags(fs *pflag.FlagSet) {
 		_ = a.v.BindPFlag(key, fs.Lookup(flag))
 		_ = a.v.BindEnv(key, "AUTOSCALERD_"+strings.ToUpper(strings.NewReplacer(".", "_").Replace(key)))
 	}
+	return fs
 }
 
 // override gives flag and environment values precedence over the file.

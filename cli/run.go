@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -85,7 +87,7 @@ func (a *app) runDemo(ctx context.Context, opts daemon.Options) error {
 	opts.Ready = func(addr string) {
 		fmt.Fprintf(a.stderr, "\nNo configuration found (-c, $AUTOSCALERD_CONFIG, ./autoscalerd.yaml, /etc/autoscalerd/autoscalerd.yaml):\n"+
 			"running the built-in demo. A demo queue's load rises and falls over %s; watch the workers follow it:\n"+
-			"  status page  http://%s/\n  CLI          autoscalerd status --addr %s\n\n", demo.Period, addr, addr)
+			"  status page  http://%s/\n  CLI          %s status --addr %s\n\n", demo.Period, addr, selfCommand(), addr)
 	}
 	return a.exit(daemon.Run(ctx, opts))
 }
@@ -111,4 +113,25 @@ func (a *app) demoWorkerCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&queue, "queue", "", "demo queue URL")
 	return cmd
+}
+
+// selfCommand is how to run this binary again from the user's shell: `go run` builds into a
+// temporary directory that is gone when it ends, so under it the answer is `go run` again.
+func selfCommand() string {
+	exe, err := os.Executable()
+	switch {
+	case err != nil:
+		return "autoscalerd"
+	case strings.Contains(exe, string(filepath.Separator)+"go-build"):
+		return "go run ./cmd/autoscalerd"
+	case filepath.Dir(exe) == "." || isOnPath(exe):
+		return filepath.Base(exe)
+	}
+	return exe
+}
+
+// isOnPath reports whether exe is what its base name finds on $PATH.
+func isOnPath(exe string) bool {
+	found, err := exec.LookPath(filepath.Base(exe))
+	return err == nil && found == exe
 }

@@ -90,7 +90,8 @@ func (a *app) simulateCmd() *cobra.Command {
 	fs.StringVar(&tracePath, "trace", "", "the trace CSV (required)")
 	fs.StringVar(&format, "format", "csv", "csv or table")
 	fs.StringVar(&svgPath, "svg", "", "also write a chart of the replay to this SVG file")
-	fs.IntVar(&startReplicas, "start-replicas", -1, "the simulated target's count at the start (default: the policy's min)")
+	fs.IntVar(&startReplicas, "start-replicas", -1, "the simulated target's count at the start")
+	fs.Lookup("start-replicas").DefValue = "the policy's min" // not "-1", which only means "unset"
 	fs.DurationVar(&until, "until", 0, "stop the replay this long after the first row (default: the last row)")
 	_ = cmd.MarkFlagRequired("policy")
 	_ = cmd.MarkFlagRequired("trace")

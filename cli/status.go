@@ -20,50 +20,24 @@ import (
 
 func (a *app) statusCmd() *cobra.Command {
 	var addr string
+	var wide bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print the running daemon's policies as a table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ps []struct {
-				engine.Status
-				Role string `json:"role"`
-			}
+			var ps []statusRow
 			if err := getJSON(cmd.Context(), addr, "/v1/policies", &ps); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "POLICY\tTARGET\tCURRENT\tDESIRED\tMIN\tMAX\tSTATE\tLAST DECISION")
-			for _, p := range ps {
-				desired := "-"
-				if p.Desired != nil {
-					desired = strconv.Itoa(*p.Desired)
-				}
-				var state []string
-				if p.Role != "" {
-					state = append(state, p.Role)
-				}
-				if p.Paused {
-					state = append(state, "paused")
-				}
-				if p.DryRun {
-					state = append(state, "dry-run")
-				}
-				if p.LastError != "" {
-					state = append(state, "error")
-				}
-				if len(state) == 0 {
-					state = append(state, "ok")
-				}
-				last := "-"
-				if d := p.LastDecision; d != nil {
-					last = fmt.Sprintf("%s %s %d→%d: %s", d.Time.Local().Format("15:04:05"), d.Action, d.From, d.To, shorten(d.Reason, 100))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Name, p.Target, p.Current, desired, p.Min, p.Max, strings.Join(state, ","), last)
+			width := 0 // unlimited
+			if !wide {
+				width = terminalWidth()
 			}
-			return tw.Flush()
+			return renderStatus(a.stdout, ps, width)
 		},
 	}
+	cmd.Flags().BoolVar(&wide, "wide", false, "do not shorten targets and reasons to the terminal's width")
 	cmd.Flags().StringVar(&addr, "addr", "", "the daemon's HOST:PORT (default $AUTOSCALERD_LISTEN, then "+configs.DefaultListen+")")
 	return cmd
 }
@@ -108,6 +82,93 @@ func getJSON(ctx context.Context, addr, path string, out any) error {
 	return nil
 }
 
+// statusRow is a policy as /v1/policies gives it.
+type statusRow struct {
+	engine.Status
+	Role string `json:"role"`
+}
+
+// renderStatus prints the policies as a table no wider than width (0: no limit). The
+// target and the reason give way: the target keeps its kind and the end of its key, the
+// reason its end, where the decision is.
+func renderStatus(w io.Writer, ps []statusRow, width int) error {
+	rows := [][]string{{"POLICY", "TARGET", "CURRENT", "DESIRED", "MIN", "MAX", "STATE", "LAST DECISION"}}
+	for _, p := range ps {
+		desired := "-"
+		if p.Desired != nil {
+			desired = strconv.Itoa(*p.Desired)
+		}
+		var state []string
+		if p.Role != "" {
+			state = append(state, p.Role)
+		}
+		if p.Paused {
+			state = append(state, "paused")
+		}
+		if p.DryRun {
+			state = append(state, "dry-run")
+		}
+		if p.LastError != "" {
+			state = append(state, "error")
+		}
+		if len(state) == 0 {
+			state = append(state, "ok")
+		}
+		last := "-"
+		if d := p.LastDecision; d != nil {
+			last = fmt.Sprintf("%s %s %d→%d: %s", d.Time.Local().Format("15:04:05"), d.Action, d.From, d.To, d.Reason)
+		}
+		rows = append(rows, []string{p.Name, p.Target, strconv.Itoa(p.Current), desired, strconv.Itoa(p.Min), strconv.Itoa(p.Max), strings.Join(state, ","), last})
+	}
+	if width > 0 {
+		fit(rows, width)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// fit shortens the target (column 1) to at most 40 runes and the last column so that every
+// row fits in width.
+func fit(rows [][]string, width int) {
+	const maxTarget = 40
+	for _, r := range rows[1:] {
+		r[1] = shortenMiddle(r[1], maxTarget)
+	}
+	used := 0 // the widest row without its last column
+	for c := 0; c < len(rows[0])-1; c++ {
+		w := 0
+		for _, r := range rows {
+			w = max(w, len([]rune(r[c])))
+		}
+		used += w + 2
+	}
+	room := max(width-used, 20)
+	for _, r := range rows[1:] {
+		r[len(r)-1] = shorten(r[len(r)-1], room)
+	}
+}
+
+// terminalWidth is $COLUMNS, or 120.
+func terminalWidth() int {
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 40 {
+		return n
+	}
+	return 120
+}
+
+// shortenMiddle keeps the start (the kind) and the end of s.
+func shortenMiddle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := n / 3
+	return string(r[:head]) + "…" + string(r[len(r)-(n-head-1):])
+}
+
 // shorten keeps the end of a reason chain, where the decision is.
 func shorten(s string, n int) string {
 	r := []rune(s)
@@ -117,13 +178,18 @@ func shorten(s string, n int) string {
 	return "…" + string(r[len(r)-n+1:])
 }
 
+// versionLine is what `autoscalerd version` and `--version` print.
+func versionLine() string {
+	return fmt.Sprintf("autoscalerd %s (commit %s, %s, %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print version, commit and Go version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(a.stdout, "autoscalerd %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(a.stdout, versionLine())
 		},
 	}
 }

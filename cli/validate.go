@@ -29,9 +29,17 @@ func (a *app) validateCmd() *cobra.Command {
 			if err := errs.Err(); err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}
-			fmt.Fprintf(a.stdout, "%s: valid (%d policies)\n", displayPath(path), len(ps))
+			fmt.Fprintf(a.stdout, "%s: valid (%s)\n", displayPath(path), plural(len(ps), "policy", "policies"))
 			return nil
 		},
 	}
 	return cmd
+}
+
+// plural writes n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -153,7 +153,12 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchdog(runCtx, d.log)
+		servePprof(runCtx, d.log)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchdog(runCtx, d.log, func() []string { return d.engine.Wedged(time.Now()) })
 	}()
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
@@ -163,11 +168,14 @@ func Run(ctx context.Context, opts Options) error {
 	d.log.Info("stopping: letting in-flight scaling actions finish")
 	notifyStopping()
 	stopRun()
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	httpCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutCtx)
-	wg.Wait()
-	d.engine.Close(shutCtx)
+	_ = srv.Shutdown(httpCtx)
+	wg.Wait() // in-flight scaling actions finish, each within its own timeout
+	// No deadline of our own here: each target bounds its close by its own settings (a
+	// process group waits stop_timeout, then kills), which a fixed cap would cut short.
+	// A supervisor that wants a cap has one (systemd's TimeoutStopSec).
+	d.engine.Close(context.Background())
 	d.log.Info("stopped")
 	return nil
 }
@@ -308,7 +316,40 @@ func (d *Daemon) reloadLoop(ctx context.Context, hup <-chan os.Signal) {
 			d.log.Info("SIGHUP: reloading")
 		case <-d.trigger:
 		}
+		if !settle(ctx, hup, d.trigger) {
+			return
+		}
 		_ = d.Reload(ctx)
+	}
+}
+
+// reloadSettle is how quiet the triggers must be before a reload starts, and
+// reloadSettleMax the longest a reload waits for that: a burst of SIGHUPs or file events
+// (an editor writing a file in three steps, a script sending HUP in a loop) is one reload.
+const (
+	reloadSettle    = 250 * time.Millisecond
+	reloadSettleMax = 2 * time.Second
+)
+
+// settle absorbs further triggers until none came for reloadSettle (at most
+// reloadSettleMax). It reports false when ctx ended.
+func settle(ctx context.Context, hup <-chan os.Signal, trigger <-chan struct{}) bool {
+	quiet := time.NewTimer(reloadSettle)
+	defer quiet.Stop()
+	limit := time.NewTimer(reloadSettleMax)
+	defer limit.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-hup:
+		case <-trigger:
+		case <-quiet.C:
+			return true
+		case <-limit.C:
+			return true
+		}
+		quiet.Reset(reloadSettle)
 	}
 }
 

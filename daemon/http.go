@@ -58,8 +58,8 @@ func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("follower: standing by for the leader lock\n"))
 		return
 	}
-	if missing := d.engine.Unreached(); len(missing) > 0 {
-		http.Error(w, "targets not reached yet: "+strings.Join(missing, ", ")+"\n", http.StatusServiceUnavailable)
+	if why := d.engine.Unready(); len(why) > 0 {
+		http.Error(w, "not ready: "+strings.Join(why, "; ")+"\n", http.StatusServiceUnavailable)
 		return
 	}
 	w.Write([]byte("ready\n"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -28,19 +29,33 @@ func notifyReloading() {
 
 func notifyStopping() { _, _ = sd.SdNotify(false, sd.SdNotifyStopping) }
 
-// watchdog pings systemd at half the WatchdogSec interval while ctx lives.
-func watchdog(ctx context.Context, log *slog.Logger) {
+// watchdog pings systemd at half the WatchdogSec interval while ctx lives and the engine
+// shows progress: wedged lists what is stuck, and while it lists anything there is no
+// ping, so systemd restarts a daemon whose loop hangs.
+func watchdog(ctx context.Context, log *slog.Logger, wedged func() []string) {
 	interval, err := sd.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
 		return
 	}
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
+	silent := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if stuck := wedged(); len(stuck) > 0 {
+				if !silent {
+					log.Error("no progress: not pinging the systemd watchdog", "stuck", strings.Join(stuck, "; "))
+					silent = true
+				}
+				continue
+			}
+			if silent {
+				log.Info("progress again: pinging the systemd watchdog")
+				silent = false
+			}
 			if _, err := sd.SdNotify(false, sd.SdNotifyWatchdog); err != nil {
 				log.Warn("sd_notify WATCHDOG", "err", err)
 			}

@@ -123,11 +123,21 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 		byKey[r.p.Config.Target.Key()] = r
 	}
 	var errs []error
+	var updates []func()
 	for _, p := range ps {
 		o := BuildOptions{Logger: e.log.With("policy", p.Name), Shared: e.shared}
 		prev := old[p.Name]
-		if prev != nil && prev.p.Config.Target.Same(p.Config.Target) {
+		switch {
+		case prev == nil || prev.p.Config.Target.Key() != p.Config.Target.Key():
+		case prev.p.Config.Target.Same(p.Config.Target):
 			o.Target = prev.target
+		default:
+			if u, ok := prev.target.(targets.Updater); ok {
+				if apply, ok := u.Update(p.Config.Target.Config); ok {
+					o.Target = prev.target
+					updates = append(updates, apply)
+				}
+			}
 		}
 		b, err := Build(cfg, p.Config, o)
 		if err != nil {
@@ -137,6 +147,9 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 		next[p.Name] = e.newRunner(p, b, byKey[p.Config.Target.Key()])
 	}
 	if len(errs) == 0 {
+		for _, apply := range updates {
+			apply()
+		}
 		return next, nil
 	}
 	kept := map[targets.Target]bool{}
@@ -158,9 +171,13 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, target: b.Target, sources: b.Sources,
 		wake: make(chan struct{}, 1), handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
-	for _, q := range p.Config.Queries {
-		r.timeouts = append(r.timeouts, q.Timeout.D())
+	for i, q := range p.Config.Queries {
+		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D()})
+		r.queryHealth = append(r.queryHealth, health{what: fmt.Sprintf("query %q", q.Name)})
 	}
+	r.targetHealth = health{what: "target " + p.Config.Target.Key()}
+	r.saveHealth = health{what: "saving state"}
+	r.beat.Store(time.Now().UnixNano())
 	if e.metrics != nil {
 		r.m = e.metrics.forPolicy(p.Name, p.Queries)
 		defer func() { r.m.paused.Set(boolGauge(r.paused.Load())) }() // once restored or inherited
@@ -273,7 +290,7 @@ func (e *Engine) Close(ctx context.Context) {
 	e.mu.Unlock()
 	for _, r := range rs {
 		r.stop()
-		r.save()
+		r.saveClean()
 		r.closeSources()
 		closeTarget(ctx, r.target)
 	}
@@ -330,14 +347,46 @@ func (e *Engine) SetPaused(name string, paused bool) error {
 	return nil
 }
 
-// Unreached lists the policies whose target has not answered yet (readiness).
-func (e *Engine) Unreached() []string {
+// Unready lists, for readiness, the policies whose target has never answered, or has
+// failed readyAfterFailures ticks in a row (status or scale), each with why.
+func (e *Engine) Unready() []string {
 	var out []string
 	for _, r := range e.snapshot() {
-		if !r.reached.Load() {
-			out = append(out, r.p.Name)
+		switch n := r.targetFailures.Load(); {
+		case !r.reached.Load():
+			out = append(out, r.p.Name+": target not reached yet")
+		case n >= readyAfterFailures:
+			out = append(out, fmt.Sprintf("%s: target failed %d ticks in a row", r.p.Name, n))
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Wedged lists the policies whose loop shows no progress at now: a tick running past
+// everything its timeouts allow, or a loop that has not woken for three intervals. The
+// systemd watchdog is pinged only while there are none.
+func (e *Engine) Wedged(now time.Time) []string {
+	e.mu.Lock()
+	running := e.run != nil
+	e.mu.Unlock()
+	if !running {
+		return nil
+	}
+	var out []string
+	for _, r := range e.snapshot() {
+		select {
+		case <-r.handedOver:
+		default:
+			continue // waiting for its predecessor, which is checked on its own
+		}
+		busy, beat := r.busyUntil.Load(), r.beat.Load()
+		switch {
+		case busy != 0 && now.UnixNano() > busy:
+			out = append(out, fmt.Sprintf("%s: tick running since %s", r.p.Name, time.Unix(0, busy).Add(-r.tickBudget()).Format(time.RFC3339)))
+		case busy == 0 && now.Sub(time.Unix(0, beat)) > 3*r.p.Interval+10*time.Second:
+			out = append(out, fmt.Sprintf("%s: no tick since %s", r.p.Name, time.Unix(0, beat).Format(time.RFC3339)))
+		}
+	}
 	return out
 }

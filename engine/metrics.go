@@ -13,6 +13,7 @@ type Metrics struct {
 	scaleActions *prometheus.CounterVec
 	scaleErrors  *prometheus.CounterVec
 	paused       *prometheus.GaugeVec
+	saveErrors   *prometheus.CounterVec
 	evalDuration prometheus.Histogram
 }
 
@@ -21,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_policy_replicas",
-			Help: "Replica counts of each policy: current (observed), desired (last decision), min and max (in force now).",
+			Help: "Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now).",
 		}, []string{"policy", "kind"}),
 		queryValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_query_value",
@@ -43,24 +44,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "autoscalerd_policy_paused",
 			Help: "1 while a policy is paused over the API (it decides but does not scale), else 0.",
 		}, []string{"policy"}),
+		saveErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autoscalerd_state_save_errors_total",
+			Help: "Failed saves of a policy's state to state_dir (disk full, read-only); the policy keeps deciding.",
+		}, []string{"policy"}),
 		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "autoscalerd_evaluation_duration_seconds",
 			Help:    "Time of one policy evaluation: target status, queries, decision and any scaling action.",
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
 		}),
 	}
-	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.paused, m.evalDuration)
+	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.saveErrors, m.paused, m.evalDuration)
 	return m
 }
 
 // policyMetrics caches one policy's series so a tick does no label hashing.
 type policyMetrics struct {
 	current, desired, min, max prometheus.Gauge
+	ready                      prometheus.Gauge
 	values                     []prometheus.Gauge
 	errors                     []prometheus.Counter
 	up, down                   prometheus.Counter
 	scaleErrors                prometheus.Counter
 	paused                     prometheus.Gauge
+	saveErrors                 prometheus.Counter
 	eval                       prometheus.Observer
 }
 
@@ -70,10 +77,12 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 		desired:     m.replicas.WithLabelValues(name, "desired"),
 		min:         m.replicas.WithLabelValues(name, "min"),
 		max:         m.replicas.WithLabelValues(name, "max"),
+		ready:       m.replicas.WithLabelValues(name, "ready"),
 		up:          m.scaleActions.WithLabelValues(name, policy.Up.String()),
 		down:        m.scaleActions.WithLabelValues(name, policy.Down.String()),
 		scaleErrors: m.scaleErrors.WithLabelValues(name),
 		paused:      m.paused.WithLabelValues(name),
+		saveErrors:  m.saveErrors.WithLabelValues(name),
 		eval:        m.evalDuration,
 	}
 	for _, q := range queries {
@@ -85,7 +94,7 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 
 // forget drops a removed policy's series.
 func (m *Metrics) forget(name string) {
-	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.paused.MetricVec} {
+	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.saveErrors.MetricVec, m.paused.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}
 }

@@ -35,17 +35,17 @@ const (
 // runner is one policy's loop. The loop goroutine owns st; everything the HTTP side reads
 // is copied under mu.
 type runner struct {
-	p        *policy.Policy
-	store    *Store
-	clock    func() time.Time
-	obs      Observer
-	target   targets.Target
-	sources  []sources.Source
-	timeouts []time.Duration
-	log      *slog.Logger
-	m        *policyMetrics
-	sem      chan struct{}
-	wake     chan struct{}
+	p       *policy.Policy
+	store   *Store
+	clock   func() time.Time
+	obs     Observer
+	target  targets.Target
+	sources []sources.Source
+	readers []*reader
+	log     *slog.Logger
+	m       *policyMetrics
+	sem     chan struct{}
+	wake    chan struct{}
 	// successorOf is the runner of the previous configuration that drove this target; the
 	// loop starts once it has stopped (handedOver closed), continuing its state when
 	// inherits is set (the same policy).
@@ -61,6 +61,18 @@ type runner struct {
 	lastTick     time.Time
 	reached      atomic.Bool
 	paused       atomic.Bool
+	// targetHealth, queryHealth and saveHealth are owned by the loop goroutine; the
+	// counts the HTTP side reads are mirrored in targetFailures and saveErr.
+	targetHealth   health
+	queryHealth    []health
+	saveHealth     health
+	targetFailures atomic.Int32
+	// lastDryRun is the last dry-run action logged, so a dry run logs a decision when it
+	// changes rather than on every tick.
+	lastDryRun [2]int
+	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
+	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
+	beat, busyUntil atomic.Int64
 
 	mu        sync.Mutex
 	cancel    context.CancelFunc // of the running loop, nil when stopped
@@ -70,6 +82,7 @@ type runner struct {
 	values    []policy.Value
 	last      *policy.Decision
 	lastErr   string
+	saveErr   string
 	decisions ring
 	chart     chartRing
 }
@@ -81,6 +94,9 @@ func (r *runner) restore() {
 	st, err := r.store.Load(r.p.Name)
 	switch {
 	case err == nil:
+		for _, note := range st.Restored(r.clock()) {
+			r.log.Warn("saved state: " + note)
+		}
 		r.st = st
 		r.paused.Store(st.Paused)
 	case IsNotExist(err):
@@ -137,7 +153,10 @@ func (r *runner) closeSources() {
 
 func (r *runner) loop(ctx, hard context.Context) {
 	if h, ok := r.target.(targets.Historian); ok {
+		r.busyUntil.Store(time.Now().Add(statusTimeout + time.Minute).UnixNano())
 		r.adoptHistory(ctx, h)
+		r.busyUntil.Store(0)
+		r.beat.Store(time.Now().UnixNano())
 	}
 	if w, ok := r.target.(targets.Watcher); ok {
 		var wg sync.WaitGroup
@@ -162,7 +181,7 @@ func (r *runner) loop(ctx, hard context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			r.save()
+			r.saveClean()
 			return
 		case <-timer.C:
 		case <-r.wake:
@@ -172,8 +191,11 @@ func (r *runner) loop(ctx, hard context.Context) {
 			}
 		}
 		r.lastTick = time.Now()
+		r.busyUntil.Store(r.lastTick.Add(r.tickBudget()).UnixNano())
 		r.tick(ctx, hard)
 		now := time.Now()
+		r.busyUntil.Store(0)
+		r.beat.Store(now.UnixNano())
 		for !next.After(now) {
 			next = next.Add(r.p.Interval)
 		}
@@ -231,15 +253,22 @@ func (r *runner) tick(ctx, hard context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	r.noteQueries(now, values)
 
 	before := r.st.Summary()
 	wasFallback := inFallback(r.p, r.st)
 	wasPaused := r.st.Paused
 	r.st.Paused = r.paused.Load()
 	var d policy.Decision
-	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas}, now)
+	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas, Fresh: status.Fresh}, now)
 	proposed := d.To
 	d, scaleErr := r.act(hard, d)
+	if scaleErr != nil {
+		r.targetHealth.fail(r.log, now, fmt.Errorf("scale %d→%d: %w", d.From, d.To, scaleErr))
+	} else {
+		r.targetHealth.ok(r.log, now)
+	}
+	r.targetFailures.Store(int32(r.targetHealth.failures))
 	lastErr := r.explain(d, values, scaleErr)
 	r.record(d, status, values, lastErr)
 	r.persist(d, wasPaused, before)
@@ -259,6 +288,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, error) {
 	if d.Action == policy.Hold {
 		r.backoff = 0
+		r.log.Debug("holding", "at", d.From, "reason", d.Reason)
 		return d, nil
 	}
 	if !r.p.DryRun {
@@ -286,23 +316,57 @@ func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, 
 			r.m.down.Inc()
 		}
 	}
-	r.log.Info("scaling", "from", d.From, "to", d.To, "dry_run", d.DryRun, "reason", d.Reason)
+	switch {
+	case !d.DryRun:
+		r.log.Info("scaling", "from", d.From, "to", d.To, "reason", d.Reason)
+	case r.lastDryRun != [2]int{d.From, d.To}:
+		// The target never follows a dry run, so the same decision comes back every
+		// tick: log it when it changes.
+		r.lastDryRun = [2]int{d.From, d.To}
+		r.log.Info("scaling (dry run)", "from", d.From, "to", d.To, "dry_run", true, "reason", d.Reason)
+	default:
+		r.log.Debug("scaling (dry run, unchanged)", "from", d.From, "to", d.To, "reason", d.Reason)
+	}
 	return d, nil
 }
 
+// noteQueries logs the queries that started failing or recovered this tick.
+func (r *runner) noteQueries(now time.Time, values []policy.Value) {
+	for i, v := range values {
+		h := &r.queryHealth[i]
+		if v.Err != nil {
+			h.fail(r.log, now, v.Err)
+		} else {
+			h.ok(r.log, now)
+		}
+	}
+}
+
+// tickBudget bounds how long a healthy tick can take: the target's status, the slowest
+// query and a scaling action, each within its own timeout. A tick running longer is
+// wedged (the watchdog stops pinging).
+func (r *runner) tickBudget() time.Duration {
+	var slowest time.Duration
+	for _, rd := range r.readers {
+		slowest = max(slowest, rd.timeout)
+	}
+	return statusTimeout + slowest + readGrace + scaleTimeout + time.Minute
+}
+
 // explain is the policy's last error as the status shows it: the failed scale, else the
-// expression's error, else the first failed query.
+// first failed query (the root cause of most expression errors), else the expression's
+// error.
 func (r *runner) explain(d policy.Decision, values []policy.Value, scaleErr error) string {
-	switch {
-	case scaleErr != nil:
+	if scaleErr != nil {
 		return scaleErr.Error()
-	case d.Err != "":
-		return "expression: " + d.Err
 	}
 	for i, v := range values {
 		if v.Err != nil {
 			return fmt.Sprintf("query %s: %v", r.p.Queries[i], v.Err)
 		}
+	}
+	if d.Err != "" {
+		return "expression: " + d.Err
 	}
 	return ""
 }
@@ -324,9 +388,9 @@ func (r *runner) persist(d policy.Decision, wasPaused bool, before policy.Summar
 }
 
 func (r *runner) read(ctx context.Context) []policy.Value {
-	values := make([]policy.Value, len(r.sources))
+	values := make([]policy.Value, len(r.readers))
 	readOne := func(i int) {
-		v, err := sources.Read(ctx, r.sources[i], r.timeouts[i])
+		v, err := r.readers[i].read(ctx)
 		values[i] = policy.Value{V: v, Err: err}
 		if r.m != nil {
 			if err != nil {
@@ -336,12 +400,12 @@ func (r *runner) read(ctx context.Context) []policy.Value {
 			}
 		}
 	}
-	if len(r.sources) == 1 {
+	if len(r.readers) == 1 {
 		readOne(0)
 		return values
 	}
 	var wg sync.WaitGroup
-	for i := range r.sources {
+	for i := range r.readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -380,7 +444,8 @@ func (r *runner) targetFailed(now time.Time, err error) {
 	if r.m != nil {
 		r.m.scaleErrors.Inc()
 	}
-	r.log.Warn("target unreachable; holding", "err", err)
+	r.targetHealth.fail(r.log, now, err)
+	r.targetFailures.Store(int32(r.targetHealth.failures))
 	r.mu.Lock()
 	r.lastErr = err.Error()
 	d := policy.Decision{Time: now, From: r.current, To: r.current, Action: policy.Hold, Raw: math.NaN(), Desired: -1,
@@ -412,21 +477,46 @@ func (r *runner) record(d policy.Decision, status targets.Status, values []polic
 		}
 		r.m.min.Set(float64(lo))
 		r.m.max.Set(float64(hi))
+		if r.ready >= 0 {
+			r.m.ready.Set(float64(r.ready))
+		}
 	}
 }
 
 func (r *runner) appendDecision(d policy.Decision) { r.decisions.add(d) }
 
+// save writes the state. A failure is said once (and its recovery), shown in the status
+// and counted; deciding goes on, and the next save tries again.
 func (r *runner) save() {
 	if r.store == nil {
 		return
 	}
 	r.st.Paused = r.paused.Load()
+	now := time.Now()
 	if err := r.store.Save(r.p.Name, r.st); err != nil {
-		r.log.Error("saving state", "err", err)
+		r.saveHealth.fail(r.log, now, err)
+		r.mu.Lock()
+		r.saveErr = err.Error()
+		r.mu.Unlock()
+		if r.m != nil {
+			r.m.saveErrors.Inc()
+		}
 		return
 	}
-	r.lastSave, r.dirty = time.Now(), false
+	if r.saveHealth.failing {
+		r.saveHealth.ok(r.log, now)
+		r.mu.Lock()
+		r.saveErr = ""
+		r.mu.Unlock()
+	}
+	r.lastSave, r.dirty = now, false
+}
+
+// saveClean saves the state as of a clean stop: everything up to now is in it.
+func (r *runner) saveClean() {
+	r.st.Clean = true
+	r.save()
+	r.st.Clean = false
 }
 
 func (r *runner) setPaused(p bool) {

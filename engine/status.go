@@ -9,20 +9,22 @@ import (
 
 // Status is a policy's state as the HTTP API and `autoscalerd status` show it.
 type Status struct {
-	Name         string              `json:"name"`
-	Target       string              `json:"target"`
-	Current      int                 `json:"current"`
-	Ready        *int                `json:"ready,omitempty"`
-	Desired      *int                `json:"desired"`
-	Min          int                 `json:"min"`
-	Max          int                 `json:"max"`
-	Paused       bool                `json:"paused"`
-	DryRun       bool                `json:"dry_run"`
-	LastDecision *DecisionView       `json:"last_decision"`
-	LastError    string              `json:"last_error"`
-	Queries      map[string]*float64 `json:"queries"`
-	QueryErrors  map[string]string   `json:"query_errors,omitempty"`
-	Interval     string              `json:"interval"`
+	Name         string        `json:"name"`
+	Target       string        `json:"target"`
+	Current      int           `json:"current"`
+	Ready        *int          `json:"ready,omitempty"`
+	Desired      *int          `json:"desired"`
+	Min          int           `json:"min"`
+	Max          int           `json:"max"`
+	Paused       bool          `json:"paused"`
+	DryRun       bool          `json:"dry_run"`
+	LastDecision *DecisionView `json:"last_decision"`
+	LastError    string        `json:"last_error"`
+	// StateError is the last failed save of the policy's state, until a save succeeds.
+	StateError  string              `json:"state_error,omitempty"`
+	Queries     map[string]*float64 `json:"queries"`
+	QueryErrors map[string]string   `json:"query_errors,omitempty"`
+	Interval    string              `json:"interval"`
 	// QueryOrder is the query names in configuration order.
 	QueryOrder []string `json:"-"`
 }
@@ -97,6 +99,7 @@ func (r *runner) status() Status {
 		Paused:     r.paused.Load(),
 		DryRun:     r.p.DryRun,
 		LastError:  r.lastErr,
+		StateError: r.saveErr,
 		Queries:    map[string]*float64{},
 		QueryOrder: r.p.Queries,
 		Interval:   configs.FormatDuration(r.p.Interval),

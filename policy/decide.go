@@ -62,6 +62,10 @@ type Inputs struct {
 	Values []Value
 	// Current is the target's replica count.
 	Current int
+	// Fresh says the target started from nothing with the daemon (targets.Status.Fresh):
+	// a count below the one last set is no outside change, and restoring it skips
+	// cooldown.up.
+	Fresh bool
 }
 
 // Decision is the outcome of one tick, with the reason chain that explains it.
@@ -79,6 +83,9 @@ type Decision struct {
 	// Err is the evaluation error, if the expression could not be evaluated.
 	Err    string
 	DryRun bool
+	// Restore marks a scale-up that brings a fresh target back to the count the policy had
+	// before the daemon restarted (Inputs.Fresh): it starts no cooldown.
+	Restore bool
 }
 
 // Decide runs the decision pipeline of SPEC §3 for one tick. It consumes st (the caller
@@ -110,7 +117,11 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 	}
 	partial := failed > 0
 
-	adopted := st.Known && cur != st.Expected
+	restoring := in.Fresh && st.Known && cur < st.Expected
+	if restoring {
+		why.addf("the target started afresh at %d (its replicas end with the daemon; %d before)", cur, st.Expected)
+	}
+	adopted := st.Known && cur != st.Expected && !restoring
 	if adopted {
 		why.addf("observed %d replicas, expected %d: adopting the change made outside autoscalerd", cur, st.Expected)
 		dir := Up
@@ -145,6 +156,9 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		desired = clamp(n, lo, hi)
 		why.addf("clamp[%d,%d]=%d", lo, hi, desired)
 	} else {
+		if partial && strings.Contains(err.Error(), "<nil>") {
+			err = missingQueryErr(p, in, err)
+		}
 		why.addf("expression: %v", err)
 	}
 	// A window not yet watched in full is not an outage: it is no error for the status
@@ -207,6 +221,12 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 		why.addf("no desired count → hold at %d", cur)
 	case desired == cur:
 		why.addf("hold at %d", cur)
+	case desired > cur && restoring:
+		// Not a decision to add capacity but what the policy ran before the daemon
+		// restarted: no cooldown.up, and it starts none (Commit).
+		d.To = min(desired, max(lo, st.Expected))
+		d.Restore = true
+		why.addf("restore %d at once (no cooldown.up)", d.To)
 	case desired > cur:
 		d.To = p.scaleUp(&st, &why, cur, desired, now, bypassUp)
 	default:
@@ -245,6 +265,12 @@ func Decide(p *Policy, st State, in Inputs, now time.Time) (Decision, State) {
 // changes nothing.
 func (st *State) Commit(d Decision) {
 	if d.Action == Hold {
+		return
+	}
+	if d.Restore {
+		if !d.DryRun {
+			st.Expected = d.To
+		}
 		return
 	}
 	st.LastAction, st.LastDirection = d.Time, d.Action
@@ -502,6 +528,24 @@ func (e *evalEnv) activation(p *Policy, in Inputs, cur, lo, hi int) (bool, error
 		return false, fmt.Errorf("result %v is not true or false", out)
 	}
 	return b, nil
+}
+
+// missingQueryErr explains an expression that could not be evaluated because a query it
+// uses failed (expr-lang says "invalid operation: <nil> / int"): which query, and how to
+// decide without it.
+func missingQueryErr(p *Policy, in Inputs, err error) error {
+	var names []string
+	for i, v := range in.Values {
+		if v.Err != nil {
+			names = append(names, p.Queries[i])
+		}
+	}
+	it := "it"
+	if len(names) > 1 {
+		it = "them"
+	}
+	return &exprError{err: err, msg: fmt.Sprintf("no value without %s, which failed this tick; to decide without %s, give a default: %s ?? 0",
+		strings.Join(names, " and "), it, names[0])}
 }
 
 // shortExprErr keeps the first line of expr's runtime errors (the rest is a source snippet)

@@ -65,7 +65,7 @@ func TestReasonChain(t *testing.T) {
 		{"clamped to max", base, 4, v(5000),
 			"queued=5000 → ceil(5000 / 100)=50 → clamp[1,20]=20 → cooldown.up ok → scale 4→20"},
 		{"failed query", base, 4, v(fail),
-			"queued failed: connection refused → expression: invalid operation: <nil> / int (1:13) → no desired count → hold at 4"},
+			"queued failed: connection refused → expression: no value without queued, which failed this tick; to decide without it, give a default: queued ?? 0 → no desired count → hold at 4"},
 		{"dry run", base + "dry_run: true\n", 2, v(350),
 			"queued=350 → ceil(350 / 100)=4 → clamp[1,20]=4 → cooldown.up ok → dry run: would scale 2→4"},
 	}

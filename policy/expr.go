@@ -52,7 +52,17 @@ func compileExpr(e configs.Expr, path string, queries []string, asBool bool) (*p
 	for _, q := range queries {
 		pt.queries[q] = true
 	}
-	opts := []expr.Option{expr.Env(env), expr.Patch(pt), expr.DisableBuiltin("now"), expr.DisableBuiltin("date")}
+	// Only the functions of the one list: expr-lang's other builtins include loops over
+	// collections (map, filter, reduce), string building and regexes, which let one
+	// expression burn seconds of CPU on every tick. A range literal (1..1000000) is
+	// refused by the patcher for the same reason.
+	opts := []expr.Option{expr.Env(env), expr.Patch(pt), expr.DisableAllBuiltins(), expr.MaxNodes(maxExprNodes)}
+	opts = append(opts, expr.EnableBuiltin("len")) // of a literal: bounded by the source
+	for _, f := range functions {
+		if f.window == nil {
+			opts = append(opts, expr.EnableBuiltin(f.name))
+		}
+	}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	} else {
@@ -178,6 +188,10 @@ type patcher struct {
 
 func (p *patcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if n.Operator == ".." || n.Operator == "matches" {
+			p.fail(n, "%q is not available in a replicas expression (its cost grows without bound); use arithmetic, comparisons, ?:, ?? and the functions %s", n.Operator, hintFuncs())
+		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
 		if !ok {
@@ -290,6 +304,9 @@ func (v *queryFinder) Visit(n *ast.Node) {
 		v.found = id.Value
 	}
 }
+
+// maxExprNodes bounds an expression's size, and with it the cost of evaluating it.
+const maxExprNodes = 2000
 
 // maxWindow bounds the sample history a window function may ask for.
 const maxWindow = 24 * time.Hour

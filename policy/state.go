@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -38,6 +39,50 @@ type State struct {
 	Recs []Rec `json:"recommendations,omitempty"`
 	// Samples holds query values for window functions, by query name.
 	Samples map[string][]Sample `json:"samples,omitempty"`
+	// Clean is set in the state saved when the daemon stopped cleanly. A state saved while
+	// it ran may lack what happened after the save, if the daemon then crashed.
+	Clean bool `json:"clean_stop,omitempty"`
+}
+
+// Restored makes a state loaded at start safe to decide from at now, and says what it
+// changed (for the log):
+//   - Times in the future (the clock stepped back since the save) are brought back to
+//     now, so a cooldown never lasts longer than configured, and the windows' history is
+//     dropped: the policy starts cautious.
+//   - A state not saved at a clean stop may lack the last minutes before a crash, a
+//     high desired count among them: its windows' history is dropped rather than trusted,
+//     so a restart never shortens cooldown.down (at the price of a full window of
+//     history before the next scale-down).
+func (s *State) Restored(now time.Time) []string {
+	var notes []string
+	late := now.Add(time.Minute) // clock skew that is not worth a word
+	latest := time.Time{}
+	for _, t := range []time.Time{s.LastAction, s.LastUp, s.LastTick} {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	if n := len(s.Recs); n > 0 && s.Recs[n-1].T.After(latest) {
+		latest = s.Recs[n-1].T
+	}
+	if latest.After(late) {
+		notes = append(notes, fmt.Sprintf("saved times up to %s are %s in the future (the clock stepped back?): cooldowns count from now and the windows' history starts again",
+			latest.UTC().Format(time.RFC3339), latest.Sub(now).Round(time.Second)))
+		if s.LastAction.After(now) {
+			s.LastAction = now
+		}
+		if s.LastUp.After(now) {
+			s.LastUp = now
+		}
+		s.LastTick, s.Recs, s.Samples = time.Time{}, nil, nil
+	}
+	if !s.Clean && (len(s.Recs) > 0 || len(s.Samples) > 0) {
+		notes = append(notes, fmt.Sprintf("the daemon did not stop cleanly: what happened after the last save (%s) is unknown, so the windows' history starts again (no scale-down before a full cooldown.down)",
+			s.LastTick.UTC().Format(time.RFC3339)))
+		s.Recs, s.Samples = nil, nil
+	}
+	s.Clean = false
+	return notes
 }
 
 // addRec records the desired count at now. History older than keep is dropped, and a gap

@@ -21,6 +21,11 @@ type Status struct {
 	Replicas int
 	// Ready is how many replicas are up and serving, or -1 when the target can't tell.
 	Ready int
+	// Fresh says the target started from nothing with this daemon and has not been scaled
+	// yet: its replicas end with the daemon (a process group), so a count lower than the
+	// policy last set is not a change made outside autoscalerd, and the count is restored
+	// at once, without waiting for cooldown.up.
+	Fresh bool
 }
 
 // Reason travels with a scaling action so targets can record why (Nomad scaling events).
@@ -46,6 +51,15 @@ var ErrNoop = errors.New("no-op")
 // the policy is removed or its target changes, and at shutdown.
 type Closer interface {
 	Close(ctx context.Context) error
+}
+
+// Updater is implemented by targets that can take some setting changes in place (a process
+// group's stop signal and timeout) instead of being replaced, which would restart their
+// replicas. Update reports whether cfg (the kind's config) can be taken in place and, if
+// so, returns the function that applies it; the engine calls it once the whole new
+// configuration has been built.
+type Updater interface {
+	Update(cfg any) (apply func(), ok bool)
 }
 
 // Watcher is implemented by targets that can notice outside changes (Docker events) and

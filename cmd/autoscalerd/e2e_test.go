@@ -414,7 +414,7 @@ func TestExitCodes(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	if c, out := code("validate", "-c", good); c != 0 || !strings.Contains(out, "valid (1 policies)") {
+	if c, out := code("validate", "-c", good); c != 0 || !strings.Contains(out, "valid (1 policy)") {
 		t.Errorf("validate good: %d %s", c, out)
 	}
 	c, out := code("validate", "-c", bad)

@@ -126,3 +126,12 @@ func parseRestart(s string) (string, error) {
 func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 	return newTarget(cfg, deps, defaultTiming)
 }
+
+// environ is the replicas' extra environment, sorted by name.
+func (c *Config) environ() []string {
+	env := make([]string, 0, len(c.Env))
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
+		env = append(env, k+"="+c.Env[k].Value())
+	}
+	return env
+}

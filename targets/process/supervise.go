@@ -75,16 +75,17 @@ func (t *target) watch(r *replica, c *child) (stopped bool) {
 // terminate sends the stop signal to the child's group and waits stop_timeout for the
 // whole group to exit, then SIGKILLs it. It returns once the child is reaped.
 func (t *target) terminate(r *replica, c *child) {
-	t.log.Info("stopping process", "replica", r.index, "pid", c.pid, "signal", signalName(t.stopSig))
-	if err := c.signalGroup(t.stopSig); err != nil {
+	sig, timeout := t.stopSettings()
+	t.log.Info("stopping process", "replica", r.index, "pid", c.pid, "signal", signalName(sig))
+	if err := c.signalGroup(sig); err != nil {
 		t.log.Warn("cannot signal process group", "replica", r.index, "pid", c.pid, "err", err)
 	}
-	deadline := time.NewTimer(t.stopTimeout)
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	if t.waitGone(c, deadline.C, r.kill) {
 		return
 	}
-	t.log.Warn("process did not stop in time; killing it", "replica", r.index, "pid", c.pid, "stop_timeout", t.stopTimeout.String())
+	t.log.Warn("process did not stop in time; killing it", "replica", r.index, "pid", c.pid, "stop_timeout", timeout.String())
 	if err := c.signalGroup(syscall.SIGKILL); err != nil {
 		t.log.Warn("cannot kill process group", "replica", r.index, "pid", c.pid, "err", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -40,6 +39,8 @@ var defaultTiming = timing{backoffMin: time.Second, backoffMax: time.Minute, sta
 // is free again. Ready is the number of children running right now: Ready < Replicas
 // means some replica is crash-looping.
 type target struct {
+	// scaled is set by the first Scale: until then the group is as it started (Fresh).
+	scaled      bool
 	policy      string
 	log         *slog.Logger
 	argv        []string
@@ -80,10 +81,7 @@ func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	env := make([]string, 0, len(cfg.Env))
-	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		env = append(env, k+"="+cfg.Env[k].Value())
-	}
+	env := cfg.environ()
 	return &target{
 		policy:      deps.Policy,
 		log:         log,
@@ -99,6 +97,43 @@ func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 	}, nil
 }
 
+// Update implements targets.Updater: a change of the stop signal or stop timeout applies
+// to the running group (replicas stopped from then on use it); any other change needs a
+// new group.
+func (t *target) Update(cfg any) (func(), bool) {
+	c, ok := cfg.(*Config)
+	if !ok {
+		return nil, false
+	}
+	sig, err := parseSignal(c.StopSignal)
+	if err != nil {
+		return nil, false
+	}
+	restart, err := parseRestart(c.Restart)
+	if err != nil {
+		return nil, false
+	}
+	t.mu.Lock()
+	same := slices.Equal(t.argv, c.Command) && t.dir == c.Dir && t.restart == restart && slices.Equal(t.env, c.environ())
+	t.mu.Unlock()
+	if !same {
+		return nil, false
+	}
+	timeout := c.StopTimeout.D()
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.stopSig, t.stopTimeout = sig, timeout
+	}, true
+}
+
+// stopSettings returns the signal and timeout a replica is stopped with now.
+func (t *target) stopSettings() (syscall.Signal, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopSig, t.stopTimeout
+}
+
 // Status implements targets.Target. It reads only the supervisor's own state.
 func (t *target) Status(context.Context) (targets.Status, error) {
 	t.mu.Lock()
@@ -106,7 +141,7 @@ func (t *target) Status(context.Context) (targets.Status, error) {
 	if t.closed {
 		return targets.Status{}, t.errorf("status: %w", errClosed)
 	}
-	st := targets.Status{Replicas: len(t.live)}
+	st := targets.Status{Replicas: len(t.live), Fresh: !t.scaled}
 	for _, r := range t.live {
 		if r.running.Load() {
 			st.Ready++
@@ -128,6 +163,7 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 		t.mu.Unlock()
 		return t.errorf("scale: %w", errClosed)
 	}
+	t.scaled = true
 	if cur := len(t.live); n > cur {
 		defer t.mu.Unlock()
 		return t.scaleUp(ctx, n-cur)

@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/sources"
+)
+
+// readGrace is how long past its timeout a read may take to return its own error before
+// the engine gives up on it.
+const readGrace = time.Second
+
+// reader reads one query's source with its timeout enforced by the engine, not only by
+// the source: a source that does not honour its context (a file on a FIFO or a hung NFS
+// mount, a client that ignores deadlines) cannot hold up the tick, the reload or the
+// shutdown. Go cannot stop a goroutine, so a read that never returns is abandoned; while
+// it is outstanding the source is not read again, so each source holds at most one such
+// goroutine, which ends when the read finally returns.
+type reader struct {
+	src     sources.Source
+	timeout time.Duration
+	// busySince is when the outstanding read started (unix nanoseconds), 0 when none is.
+	busySince atomic.Int64
+}
+
+type readResult struct {
+	v   float64
+	err error
+}
+
+func (r *reader) read(ctx context.Context) (float64, error) {
+	now := time.Now()
+	if since := r.busySince.Load(); since != 0 {
+		return 0, fmt.Errorf("the previous read has not returned after %s (the source ignores its timeout); not reading again until it does",
+			configs.FormatDuration(now.Sub(time.Unix(0, since)).Round(time.Second)))
+	}
+	r.busySince.Store(now.UnixNano())
+	done := make(chan readResult, 1)
+	go func() {
+		v, err := sources.Read(ctx, r.src, r.timeout)
+		r.busySince.Store(0)
+		done <- readResult{v, err}
+	}()
+	limit := r.timeout + readGrace
+	if r.timeout <= 0 {
+		limit = configs.DefaultTimeout + readGrace
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.v, res.err
+	case <-t.C:
+		return 0, fmt.Errorf("timed out after %s (the source did not return; its read is abandoned)", configs.FormatDuration(r.timeout))
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
