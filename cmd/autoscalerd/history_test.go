@@ -76,6 +76,7 @@ decision_log: { hold_sample: 0 }
 		}
 	}
 
+	d.waitFor("the first decision", 10*time.Second, func() bool { return d.policy("e2e").Current == 1 })
 	post("/v1/policies/e2e/pause")
 	if e := next("paused"); e["policy"] != "e2e" || !strings.HasPrefix(fmt.Sprint(e["url"]), "http://"+d.addr+"/#policy-e2e") {
 		t.Errorf("paused event: %v", e)
@@ -112,7 +113,7 @@ decision_log: { hold_sample: 0 }
 	for _, r := range api.Decisions {
 		actions = append(actions, fmt.Sprintf("%s %d→%d", r.Action, r.From, r.To))
 	}
-	if api.Source != "log" || !strings.Contains(strings.Join(actions, ", "), "paused 1→1, resumed 1→1, up 1→5") {
+	if api.Source != "log" || !inOrder(actions, "paused 1→1", "resumed 1→1", "up 1→5") {
 		t.Errorf("decisions from the %s: %v", api.Source, actions)
 	}
 	resp, err := http.Get("http://" + d.addr + "/v1/policies/nope/decisions")
@@ -151,4 +152,14 @@ decision_log: { hold_sample: 0 }
 	if strings.Contains(d.logText(), "hook-secret-4417") {
 		t.Error("the daemon's log holds the webhook's token")
 	}
+}
+
+// inOrder reports whether want occur in got in this order (with anything in between).
+func inOrder(got []string, want ...string) bool {
+	for _, g := range got {
+		if len(want) > 0 && g == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
 }
