@@ -10,12 +10,10 @@ import (
 	"github.com/autoscalerd/autoscalerd/decisionlog"
 	"github.com/autoscalerd/autoscalerd/engine"
 	"html/template"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/autoscalerd/autoscalerd/chart"
 )
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
@@ -31,12 +29,14 @@ h2{margin:.2em 0}.muted{color:#777}
 .head{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;gap:.5em}
 button{font-size:1em;padding:.3em 1em;border:1px solid #888;border-radius:4px;background:#fafafa;cursor:pointer}
 svg{max-width:100%;height:auto}
+.ranges a{padding:.1em .5em;border:1px solid #ccc;border-radius:3px;text-decoration:none}.ranges a.on{background:#333;color:#fff}
 table.decisions{border-collapse:collapse;width:100%;font-size:.85em}
 table.decisions td{border-top:1px solid #eee;padding:.25em .4em;vertical-align:top}
 table.decisions td.reason{width:100%}
 @media (max-width:600px){body{margin:.5em}.nums span{margin-right:.8em}table.decisions td.when{white-space:normal}}
 </style></head><body>
 <h1>autoscalerd <span class="muted" style="font-size:.5em">{{.Version}}{{if .Role}} · {{.Role}}{{end}}</span></h1>
+<p class="ranges">Chart: {{range .Ranges}}<a href="?range={{.Name}}"{{if eq .Name $.Range}} class="on" aria-current="true"{{end}}>{{.Name}}</a> {{end}}</p>
 {{if .ReloadError}}<p class="err">Last reload failed (the previous configuration keeps running): {{.ReloadError}}</p>{{end}}
 {{range .Cards}}<div class="card" id="policy-{{.S.Name}}" data-policy="{{.S.Name}}">
 <div class="head"><h2>{{.S.Name}}{{if .S.Paused}}<span class="badge warn">paused</span>{{end}}{{if .S.DryRun}}<span class="badge">dry run</span>{{end}}</h2>
@@ -47,7 +47,7 @@ table.decisions td.reason{width:100%}
 {{range $k, $v := .Queries}}<span>{{$k}} <b>{{$v}}</b></span>{{end}}</p>
 {{with .S.LastDecision}}<p>Last decision {{.Time.Format "15:04:05"}}: <b>{{.Action}}</b> {{.From}}→{{.To}}</p><p class="reason">{{.Reason}}</p>{{end}}
 {{if .S.LastError}}<p class="err">{{.S.LastError}}</p>{{end}}
-{{.Chart}}
+{{.Chart}}{{if .ChartNote}}<p class="muted">{{.ChartNote}}</p>{{end}}
 {{if .Decisions}}<details{{if $.OpenDecisions}} open{{end}}><summary>Recent decisions ({{.Source}})</summary>
 <table class="decisions">{{range .Decisions}}<tr><td class="when">{{.Time.Local.Format "Jan 2 15:04:05"}}</td><td><b>{{.Action}}</b>{{if .Failed}} <span class="badge warn">failed</span>{{end}}{{if .Sampled}} <span class="badge">sampled</span>{{end}}</td><td>{{.From}}→{{.To}}</td><td class="reason">{{.Reason}}{{if .Error}}<br><span class="err">{{.Error}}</span>{{end}}</td></tr>{{end}}</table></details>{{end}}
 </div>{{else}}<p>No policies configured.</p>{{end}}
@@ -108,6 +108,7 @@ type card struct {
 	S         engine.Status
 	Queries   map[string]string
 	Chart     template.HTML
+	ChartNote string
 	Decisions []decisionlog.Record // newest first
 	Source    string
 }
@@ -117,9 +118,12 @@ const pageDecisions = 10
 
 func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 	var cards []card
+	rangeName, window := chartRange(r.URL.Query().Get("range"))
+	now := time.Now()
 	for _, s := range d.engine.Statuses() {
-		_, _, points, _ := d.engine.Detail(s.Name)
-		c := card{S: s, Queries: map[string]string{}}
+		_, _, memory, _ := d.engine.Detail(s.Name)
+		points, note := d.chartPoints(s, memory, window, now)
+		c := card{S: s, Queries: map[string]string{}, ChartNote: note}
 		for q, v := range s.Queries {
 			if v == nil {
 				c.Queries[q] = "error"
@@ -127,7 +131,7 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 				c.Queries[q] = formatValue(*v)
 			}
 		}
-		c.Chart = template.HTML(policyChart(s, points)) // chart.SVG escapes every text it draws
+		c.Chart = template.HTML(policyChart(s, points, window)) // chart.SVG escapes every text it draws
 		c.Decisions, c.Source = d.pageDecisions(s.Name)
 		cards = append(cards, c)
 	}
@@ -139,7 +143,7 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 	cfg := d.config()
 	data := map[string]any{"Cards": cards, "Version": d.opts.Version, "Role": d.role(), "ReloadError": reloadErr,
 		"Nonce": n, "TokenRequired": !configs.IsLoopback(cfg.Listen) || cfg.APIToken.IsSet(),
-		"OpenDecisions": r.URL.Query().Get("decisions") == "open"}
+		"OpenDecisions": r.URL.Query().Get("decisions") == "open", "Ranges": chartRanges, "Range": rangeName}
 	if err := pageTmpl.Execute(&buf, data); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -149,38 +153,6 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 	// still could not execute.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.Write(buf.Bytes())
-}
-
-// policyChart draws the last hour: query values, desired and actual replicas.
-func policyChart(s engine.Status, points []engine.ChartPoint) string {
-	c := chart.Chart{XLabel: "time ago", Width: 900, Height: 220, XFormat: chart.Seconds}
-	queries := make([]chart.Series, len(s.QueryOrder))
-	for i, q := range s.QueryOrder {
-		queries[i] = chart.Series{Name: q, Right: true}
-	}
-	desired := chart.Series{Name: "desired", Step: true}
-	replicas := chart.Series{Name: "replicas", Step: true}
-	now := time.Now()
-	for _, p := range points {
-		c.X = append(c.X, -now.Sub(p.Time).Seconds())
-		for i := range queries {
-			v := math.NaN()
-			if i < len(p.Values) {
-				v = p.Values[i]
-			}
-			queries[i].Values = append(queries[i].Values, v)
-		}
-		dv := float64(p.Desired)
-		if p.Desired < 0 {
-			dv = math.NaN()
-		}
-		desired.Values = append(desired.Values, dv)
-		replicas.Values = append(replicas.Values, float64(p.Replicas))
-	}
-	c.Series = append(queries, desired, replicas)
-	var buf bytes.Buffer
-	_ = chart.SVG(&buf, c)
-	return buf.String()
 }
 
 // pageDecisions returns a policy's recent decisions for its card, newest first: from the

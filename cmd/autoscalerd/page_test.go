@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,17 @@ policies:
 	b.Eval(`return [...document.querySelectorAll('#policy-e2e table.decisions tr')].map(r => r.innerText).join("\n")`, &rows)
 	if !strings.Contains(rows, "paused") {
 		t.Errorf("recent decisions lack the pause:\n%s", rows)
+	}
+
+	// The 24 h range comes from the decision log, against a clock axis.
+	b.Resize(1200, 900)
+	b.Click(`.ranges a[href="?range=24h"]`)
+	b.WaitFor("the 24h chart", `return location.search === "?range=24h" && !!document.querySelector('.ranges a.on[href="?range=24h"]')`)
+	b.Screenshot("range-24h")
+	var axis []string
+	b.Eval(`return [...document.querySelectorAll('#policy-e2e svg text[text-anchor="middle"]')].map(t => t.textContent)`, &axis)
+	if len(axis) < 5 || !regexp.MustCompile(`^\w{3} \d\d:\d\d$`).MatchString(axis[0]) {
+		t.Errorf("the 24h chart's axis: %q", axis)
 	}
 
 	b.Click(`#policy-e2e button[data-action="resume"]`) // the stored token: no prompt
