@@ -44,10 +44,11 @@ type body struct {
 	DryRun  bool      `json:"dry_run,omitempty"`
 	Time    time.Time `json:"time"`
 	URL     string    `json:"url,omitempty"`
+	Host    string    `json:"host,omitempty"`
 }
 
-func newBody(e Event, page string) body {
-	b := body{Event: e.Kind, Policy: e.Policy, Summary: Summary(e), Reason: e.Reason, Error: e.Error, DryRun: e.DryRun, Time: e.Time.UTC(), URL: Link(page, e.Policy)}
+func newBody(e Event, page, host string) body {
+	b := body{Host: host, Event: e.Kind, Policy: e.Policy, Summary: Summary(e), Reason: e.Reason, Error: e.Error, DryRun: e.DryRun, Time: e.Time.UTC(), URL: Link(page, e.Policy)}
 	if e.Policy != "" {
 		from, to := e.From, e.To
 		b.From, b.To = &from, &to
@@ -58,7 +59,9 @@ func newBody(e Event, page string) body {
 	return b
 }
 
-func jsonBody(e Event, page string) ([]byte, error) { return json.Marshal(newBody(e, page)) }
+func jsonBody(e Event, page, host string) ([]byte, error) {
+	return json.Marshal(newBody(e, page, host))
+}
 
 // Link is the status page's address for a policy (its card) or, for daemon events, the
 // page itself. page is the page's base URL; "" gives "".
@@ -110,7 +113,7 @@ var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // slackBody is a Slack incoming-webhook message: text (the notification and the fallback
 // for clients without blocks) plus blocks with the reason chain and the page link.
-func slackBody(e Event, page string) ([]byte, error) {
+func slackBody(e Event, page, host string) ([]byte, error) {
 	type text struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
@@ -133,6 +136,9 @@ func slackBody(e Event, page string) ([]byte, error) {
 		blocks = append(blocks, block{Type: "section", Text: &text{Type: "mrkdwn", Text: strings.Join(detail, "\n")}})
 	}
 	ctx := []text{{Type: "mrkdwn", Text: e.Time.UTC().Format(time.RFC3339)}}
+	if host != "" {
+		ctx = append(ctx, text{Type: "mrkdwn", Text: "autoscalerd on " + slackEscape.Replace(host)})
+	}
 	if link := Link(page, e.Policy); link != "" {
 		ctx = append(ctx, text{Type: "mrkdwn", Text: "<" + link + "|status page>"})
 	}

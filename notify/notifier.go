@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"sync"
@@ -41,6 +42,9 @@ type Options struct {
 	// PageURL is the status page's base URL, linked from every notification
 	// (e.g. http://autoscaler.internal:9090/); "" leaves the link out.
 	PageURL string
+	// Host names this daemon in every notification, so that several daemons (HA) sending
+	// to one channel can be told apart. Default: os.Hostname.
+	Host string
 	// Backoff is the wait before the first retry; it doubles per retry up to MaxBackoff.
 	// Defaults: 1s and 30s.
 	Backoff, MaxBackoff time.Duration
@@ -70,6 +74,9 @@ type Notifier struct {
 func New(o Options) *Notifier {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
@@ -254,7 +261,7 @@ func (n *Notifier) newSink(label string, c *configs.Sink) (*sink, error) {
 	if !ok {
 		return nil, fmt.Errorf("sink kind %q has no sender", c.Kind)
 	}
-	sender, err := newWebhookSender(wh, n.o.PageURL)
+	sender, err := newWebhookSender(wh, n.o.PageURL, n.o.Host)
 	if err != nil {
 		return nil, err
 	}

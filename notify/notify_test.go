@@ -48,6 +48,7 @@ func newHarness(t *testing.T, cfg *configs.Config) *harness {
 		Logger:     slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: h.reg,
 		PageURL:    "http://autoscaler.test:9090/",
+		Host:       "node-1",
 		Backoff:    5 * time.Millisecond,
 		MaxBackoff: 20 * time.Millisecond,
 	})
@@ -139,7 +140,7 @@ notify:
 		"event": "scaled", "policy": "workers", "from": 2.0, "to": 4.0,
 		"summary": "workers scaled 2 → 4", "reason": scaled.Reason,
 		"reasons": []any{"queued=350", "ceil(350/100)=4", "clamp[1,20]=4", "cooldown.up ok", "scale 2→4"},
-		"time":    "2026-12-02T02:10:00Z", "url": "http://autoscaler.test:9090/#policy-workers",
+		"time":    "2026-12-02T02:10:00Z", "url": "http://autoscaler.test:9090/#policy-workers", "host": "node-1",
 	}
 	for k, v := range want {
 		if fmt.Sprint(b[k]) != fmt.Sprint(v) {
@@ -186,7 +187,7 @@ notify:
 	if want := "Reason: `queued=&lt;!channel&gt; → scale 2→4`"; b.Blocks[1].Text.Text != want {
 		t.Errorf("reason block = %q, want %q (mrkdwn-escaped)", b.Blocks[1].Text.Text, want)
 	}
-	if link := b.Blocks[2].Elements[1].Text; link != "<http://autoscaler.test:9090/#policy-workers|status page>" {
+	if link := b.Blocks[2].Elements[2].Text; link != "<http://autoscaler.test:9090/#policy-workers|status page>" {
 		t.Errorf("link = %q", link)
 	}
 	// The sink is named after the host, never the URL, whose path is the credential.

@@ -97,10 +97,11 @@ type webhookSender struct {
 	cfg     *Webhook
 	client  *http.Client
 	page    string
+	host    string
 	secrets []string
 }
 
-func newWebhookSender(cfg *Webhook, page string) (*webhookSender, error) {
+func newWebhookSender(cfg *Webhook, page, host string) (*webhookSender, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if !cfg.TLS.IsZero() {
 		tc, err := cfg.TLS.Client()
@@ -125,7 +126,7 @@ func newWebhookSender(cfg *Webhook, page string) (*webhookSender, error) {
 			}
 		}
 	}
-	return &webhookSender{cfg: cfg, client: client, page: page, secrets: secrets}, nil
+	return &webhookSender{cfg: cfg, client: client, page: page, host: host, secrets: secrets}, nil
 }
 
 // retryable marks a failure worth another attempt: the network, a timeout, 5xx, 429.
@@ -145,9 +146,9 @@ func (s *webhookSender) send(ctx context.Context, e Event) error {
 	var body []byte
 	var err error
 	if s.cfg.Format == FormatSlack {
-		body, err = slackBody(e, s.page)
+		body, err = slackBody(e, s.page, s.host)
 	} else {
-		body, err = jsonBody(e, s.page)
+		body, err = jsonBody(e, s.page, s.host)
 	}
 	if err != nil {
 		return fmt.Errorf("encoding the event: %w", err)
