@@ -163,3 +163,31 @@ func inOrder(got []string, want ...string) bool {
 	}
 	return len(want) == 0
 }
+
+// TestDecisionsWithoutLog: with decision_log disabled the endpoint answers from memory
+// (and says so), and nothing is written under state_dir/decisions.
+func TestDecisionsWithoutLog(t *testing.T) {
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"depth": 30}`)
+	}))
+	defer src.Close()
+	cfg := filepath.Join(t.TempDir(), "autoscalerd.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(e2eConfig, "3600.625", 5, src.URL)+"decision_log: { enabled: false }\n"), 0o644)
+	stateDir := t.TempDir()
+	d := startDaemon(t, cfg, "--state-dir", stateDir)
+	d.waitFor("the scale-up", 15*time.Second, func() bool { return d.policy("e2e").Current == 3 })
+	var api struct {
+		Source    string `json:"source"`
+		Decisions []struct {
+			Action   string
+			From, To int
+		} `json:"decisions"`
+	}
+	d.getJSON("/v1/decisions?limit=5", &api)
+	if api.Source != "memory" || len(api.Decisions) == 0 || len(api.Decisions) > 5 {
+		t.Fatalf("source %q, %d decisions", api.Source, len(api.Decisions))
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "decisions")); !os.IsNotExist(err) {
+		t.Errorf("state_dir/decisions exists with the log disabled: %v", err)
+	}
+}
