@@ -137,10 +137,10 @@ func (a *app) findConfig() (string, error) {
 	return "", nil
 }
 
-// load reads and compiles a configuration file, and builds (without I/O) every source and
-// target so that references are resolved.
-func (a *app) load(path string) (*configs.Config, []*policy.Policy, error) {
-	return policy.Load(path, configs.Options{Override: a.override})
+// load reads and compiles a configuration file. offline is for the commands that touch
+// no source or target: secrets that cannot be had here are noted instead of failing.
+func (a *app) load(path string, offline bool) (*configs.Config, []*policy.Policy, error) {
+	return policy.Load(path, configs.Options{Override: a.override, OfflineSecrets: offline})
 }
 
 func displayPath(p string) string {

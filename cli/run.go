@@ -34,7 +34,7 @@ func (a *app) runCmd() *cobra.Command {
 			if path == "" {
 				return a.runDemo(ctx, opts)
 			}
-			opts.Load = func() (*configs.Config, []*policy.Policy, error) { return a.load(path) }
+			opts.Load = func() (*configs.Config, []*policy.Policy, error) { return a.load(path, false) }
 			return a.exit(daemon.Run(ctx, opts))
 		},
 	}

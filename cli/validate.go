@@ -20,14 +20,19 @@ func (a *app) validateCmd() *cobra.Command {
 			if path == "" {
 				return &exitError{code: exitInvalid, err: fmt.Errorf("no configuration file found (give -c FILE, or set $AUTOSCALERD_CONFIG, or create ./autoscalerd.yaml)")}
 			}
-			cfg, ps, err := a.load(path)
+			cfg, ps, err := a.load(path, true) // touches nothing: no secrets needed
 			if err != nil {
-				return &exitError{code: exitInvalid, err: err}
+				printErrors(a.stderr, err)
+				return &exitError{code: exitInvalid}
+			}
+			for _, note := range cfg.Notes {
+				fmt.Fprintln(a.stderr, "note: "+note)
 			}
 			// Building sources and targets resolves references; by contract it does no I/O.
 			errs := engine.Resolve(cmd.Context(), cfg)
 			if err := errs.Err(); err != nil {
-				return &exitError{code: exitInvalid, err: err}
+				printErrors(a.stderr, err)
+				return &exitError{code: exitInvalid}
 			}
 			fmt.Fprintf(a.stdout, "%s: valid (%s)\n", displayPath(path), plural(len(ps), "policy", "policies"))
 			return nil

@@ -13,6 +13,8 @@ import (
 
 // Config is the whole daemon configuration: the main file plus policy_dir.
 type Config struct {
+	// Notes are what a load with Options.OfflineSecrets let pass: secrets that run will need.
+	Notes []string `yaml:"-"`
 	// File is the main file's path ("" for the built-in demo).
 	File string `yaml:"-"`
 
@@ -170,7 +172,7 @@ type Policy struct {
 	Path string `yaml:"-"`
 
 	namePos Pos  // where the name's value is, for duplicate names
-	decoded bool // decoded without error, so Options.Compile may look at it
+	decoded bool // queries and expressions decoded without error, so Options.Compile may look at it
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)

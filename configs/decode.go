@@ -28,6 +28,9 @@ type Decoder struct {
 	failed map[string]bool
 	// lines is the file's text, when known, to map expressions rune by rune.
 	lines []string
+	// offline, when set, takes secrets that cannot be had here as placeholders and notes
+	// them (Options.OfflineSecrets).
+	offline *[]string
 }
 
 // Unmarshaler is implemented by config types that decode themselves from a node.
@@ -48,10 +51,13 @@ type Check struct {
 }
 
 // Errorf records an error on field (a key of the struct being checked, or "" for the struct).
-// A field whose value could not be decoded was reported already and is not reported again.
+// A field whose value could not be decoded was reported already and is not reported again;
+// nor is a check of the struct as a whole when one of its fields failed, since it would
+// judge a value the file never gave (an unset ${PASSWORD} is one mistake, not also "user
+// and password go together").
 func (c *Check) Errorf(field, format string, args ...any) {
 	p := JoinPath(c.path, field)
-	if field != "" && c.d.Failed(p) {
+	if c.d.Failed(p) {
 		return
 	}
 	pos, ok := c.d.pos[p]
@@ -242,6 +248,38 @@ func (d *Decoder) Scalar(n *yaml.Node, path string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// offlineScalar is Scalar for a secret under Options.OfflineSecrets: an unset variable
+// stands for a placeholder (never empty, so checks such as "user and password go
+// together" judge what the file says), and is noted.
+func (d *Decoder) offlineScalar(n *yaml.Node, path string) (value string, placeholder bool) {
+	r := resolve(n)
+	if r.Kind != yaml.ScalarNode {
+		v, _ := d.Scalar(n, path)
+		return v, false
+	}
+	var missing []string
+	s, err := Expand(r.Value, func(name string) (string, bool) {
+		if v, ok := d.lookup(name); ok {
+			return v, true
+		}
+		missing = append(missing, name)
+		return "unset-" + name, true
+	})
+	if err != nil {
+		d.Errorf(r, path, "%v", err)
+		return "", false
+	}
+	for _, name := range missing {
+		d.note(r, path, "environment variable %s is not set; run will need it", name)
+	}
+	return s, len(missing) > 0
+}
+
+// note records a note for a load under Options.OfflineSecrets.
+func (d *Decoder) note(n *yaml.Node, path, format string, args ...any) {
+	*d.offline = append(*d.offline, fmt.Sprintf("%s: %s: %s", d.nodePos(n), path, fmt.Sprintf(format, args...)))
 }
 
 // exampler is implemented by config structs that are often written as a single value by

@@ -39,9 +39,13 @@ type Options struct {
 	Override func(key string) (string, bool)
 	// Compile, when set, compiles a policy's expressions during the load, so that their
 	// mistakes are reported together with every other one instead of after the others are
-	// fixed. It sees only policies that decoded without error: compiling against a query
-	// that failed to decode would only add follow-on errors.
+	// fixed. It sees only policies whose queries and expressions decoded without error:
+	// compiling against a query that failed to decode would only add follow-on errors.
 	Compile func(*Policy) Errors
+	// OfflineSecrets is for commands that touch no source or target (validate, simulate):
+	// a secret whose ${VAR} is unset or whose file cannot be read is taken as a
+	// placeholder, and Config.Notes says which, instead of failing the load.
+	OfflineSecrets bool
 }
 
 // OverrideKeys are the daemon settings that flags and AUTOSCALERD_* variables can set.
@@ -78,6 +82,9 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 	}
 	d := NewDecoder(file, &errs, opts.LookupEnv)
 	d.setSource(data)
+	if opts.OfflineSecrets {
+		d.offline = &cfg.Notes
+	}
 	root, ok := parseYAML(file, data, &errs)
 	if ok {
 		var top struct {
@@ -258,9 +265,11 @@ func decodePolicies(d *Decoder, n *yaml.Node, path string, defaults Defaults) []
 
 func decodePolicy(d *Decoder, n *yaml.Node, path string, defaults Defaults) *Policy {
 	p := &Policy{Tuning: defaults.Tuning, Min: 1, Pos: d.Pos(resolve(n)), Path: path}
-	before := len(*d.errs)
 	d.Decode(n, path, p)
-	p.decoded = len(*d.errs) == before
+	// The expressions can be compiled when what they depend on decoded: the queries (their
+	// names are the scope) and the expressions themselves. A mistake elsewhere in the
+	// policy (a bad duration, a typo'd key) must not hide an expression's mistakes.
+	p.decoded = p.Replicas.IsSet() && !d.Failed(JoinPath(path, "queries")) && !d.Failed(JoinPath(path, "replicas")) && !d.Failed(JoinPath(path, "activation"))
 	p.namePos = d.pos[JoinPath(path, "name")]
 	for _, q := range p.Queries {
 		if q.Timeout == 0 {
@@ -305,6 +314,9 @@ func loadPolicyDir(cfg *Config, opts Options, pos Pos, errs *Errors) {
 		}
 		d := NewDecoder(f, errs, opts.LookupEnv)
 		d.setSource(data)
+		if opts.OfflineSecrets {
+			d.offline = &cfg.Notes
+		}
 		root = resolve(root)
 		if root == nil || isNull(root) {
 			continue // a file with nothing in it, like an empty main file

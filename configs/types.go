@@ -71,7 +71,13 @@ func FormatDuration(d time.Duration) string {
 type Secret struct {
 	value string
 	file  string
+	// offline says the value is a placeholder for what Options.OfflineSecrets let pass.
+	offline bool
 }
+
+// Offline reports whether the secret is a placeholder (Options.OfflineSecrets): a kind
+// that parses its secret (a DSN) must not judge it.
+func (s Secret) Offline() bool { return s.offline }
 
 // NewSecret wraps a value, for secrets that come from flags or the environment.
 func NewSecret(v string) Secret { return Secret{value: v} }
@@ -129,10 +135,19 @@ func (s *Secret) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
+			if d.offline != nil {
+				d.note(fileNode, JoinPath(path, "file"), "cannot read secret here (%v); run will need it", err)
+				s.value, s.file, s.offline = "unreadable-secret", file, true
+				return
+			}
 			d.Errorf(fileNode, JoinPath(path, "file"), "cannot read secret: %v", err)
 			return
 		}
 		s.value, s.file = strings.TrimRight(string(b), "\r\n"), file
+		return
+	}
+	if d.offline != nil {
+		s.value, s.offline = d.offlineScalar(n, path)
 		return
 	}
 	if v, ok := d.Scalar(n, path); ok {

@@ -88,7 +88,7 @@ func sleepers(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestStateDirFull: when state_dir is full the policy keeps deciding, says so once (in the
+// TestStateDirFull: when state_dir is full (then read-only) the policy keeps deciding, says so once (in the
 // log, the status and a metric), and recovers when there is room again. Needs root for a
 // small tmpfs.
 func TestStateDirFull(t *testing.T) {
@@ -135,6 +135,22 @@ func TestStateDirFull(t *testing.T) {
 	st, err := store.Load("w")
 	if err != nil || st.Expected != 4 {
 		t.Errorf("saved state after recovery: %+v, %v", st, err)
+	}
+
+	// The same when state_dir becomes read-only, and writable again.
+	if out, err := exec.Command("mount", "-o", "remount,ro", stateDir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v: %s", err, out)
+	}
+	writeFile(t, q, "5")
+	r.waitFor("the read-only state_dir shows in the status", 10*time.Second, func() bool { return strings.Contains(r.status("w").StateError, "read-only file system") })
+	r.waitFor("deciding goes on", 10*time.Second, func() bool { return r.status("w").Current == 5 })
+	if out, err := exec.Command("mount", "-o", "remount,rw", stateDir).CombinedOutput(); err != nil {
+		t.Fatalf("remount rw: %v: %s", err, out)
+	}
+	writeFile(t, q, "3")
+	r.waitFor("the save succeeds again", 10*time.Second, func() bool { return r.status("w").StateError == "" })
+	if n := strings.Count(r.log.String(), "saving state failing"); n != 2 {
+		t.Errorf("%d failure messages for two outages:\n%s", n, r.log.String())
 	}
 }
 

@@ -33,6 +33,11 @@ class H(http.server.BaseHTTPRequestHandler):
         body = json.dumps({"depth": random.randint(0, 3000)}).encode()
         self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon gave up on a hanging answer: that is the point
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 python3 "$work/flap.py" "$web_port" & pids+=("$!")
