@@ -115,7 +115,9 @@ func (ns *Notify) UnmarshalConfig(d *Decoder, n *yaml.Node, path string) {
 				s.Name = nm.SinkName()
 			}
 			if s.Name == "" {
-				s.Name = kind
+				// Only when the kind cannot tell (a URL that is a placeholder under
+				// validate): unique, so that it raises no "second sink" error run would not.
+				s.Name = fmt.Sprintf("%s-%d", kind, i+1)
 			}
 		}
 		if s.Name == "" || d.Failed(spath) {

@@ -60,7 +60,13 @@ func (w *Webhook) SinkName() string { return w.host }
 
 // CheckConfig implements configs.Checker. Messages never quote the URL.
 func (w *Webhook) CheckConfig(c *configs.Check) {
-	if c.Has("url") {
+	if c.Has("url") && w.URL.Offline() {
+		// A placeholder for a variable validate does not have: judge nothing, but take
+		// the host if the file wrote it out.
+		if u, err := url.Parse(w.URL.Value()); err == nil && u.Host != "" {
+			w.host = u.Hostname()
+		}
+	} else if c.Has("url") {
 		u, err := url.Parse(w.URL.Value())
 		switch {
 		case err != nil:
