@@ -29,7 +29,9 @@ var _ engine.Observer = (*observer)(nil)
 // Decided implements engine.Observer.
 func (o *observer) Decided(t engine.Tick) {
 	d := t.Decision
-	o.append(record(t))
+	if o.dlog != nil {
+		o.append(record(t))
+	}
 	ev := notify.Event{Policy: t.Policy.Name, From: d.From, To: d.To, Reason: d.Reason, DryRun: d.DryRun, Time: d.Time}
 	switch {
 	case t.ScaleErr != nil:
