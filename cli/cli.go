@@ -90,7 +90,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		c.Flags().AddFlagSet(daemonFlags)
 	}
 	root.RunE = run.RunE
-	root.AddCommand(run, validate, a.simulateCmd(), a.statusCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
+	root.AddCommand(run, validate, a.simulateCmd(), a.statusCmd(), a.historyCmd(), a.versionCmd(), a.sampleCmd(), a.demoWorkerCmd())
 	return root
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/targets/nomad"
 
 	// Every kind an operator can write, so each kind's own checks are in the corpus.
+	_ "github.com/autoscalerd/autoscalerd/notify"
 	_ "github.com/autoscalerd/autoscalerd/sources/all"
 	_ "github.com/autoscalerd/autoscalerd/targets/all"
 )

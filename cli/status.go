@@ -26,29 +26,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Print the running daemon's policies as a table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if addr == "" {
-				addr = os.Getenv("AUTOSCALERD_LISTEN")
-			}
-			if addr == "" {
-				addr = configs.DefaultListen
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/policies", nil)
-			if err != nil {
-				return &exitError{code: exitFatal, err: err}
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s is unreachable: %w", addr, err)}
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s answered %s", addr, resp.Status)}
-			}
 			var ps []statusRow
-			if err := json.NewDecoder(resp.Body).Decode(&ps); err != nil {
-				return &exitError{code: exitFatal, err: fmt.Errorf("reading the answer of %s: %w", addr, err)}
+			if err := getJSON(cmd.Context(), addr, "/v1/policies", &ps); err != nil {
+				return err
 			}
 			width := 0 // unlimited
 			if !wide {
@@ -60,6 +40,46 @@ func (a *app) statusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&wide, "wide", false, "do not shorten targets and reasons to the terminal's width")
 	cmd.Flags().StringVar(&addr, "addr", "", "the daemon's HOST:PORT (default $AUTOSCALERD_LISTEN, then "+configs.DefaultListen+")")
 	return cmd
+}
+
+// daemonAddr is the daemon's HOST:PORT: the flag, else $AUTOSCALERD_LISTEN, else the
+// default listen address.
+func daemonAddr(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("AUTOSCALERD_LISTEN"); env != "" {
+		return env
+	}
+	return configs.DefaultListen
+}
+
+// getJSON reads path from the running daemon at addr (see daemonAddr) into out. Errors
+// are exit code 1 (unreachable, or an answer other than 200, whose error it quotes).
+func getJSON(ctx context.Context, addr, path string, out any) error {
+	addr = daemonAddr(addr)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s is unreachable: %w", addr, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) == nil && e.Error != "" {
+			return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s answered %s: %s", addr, resp.Status, e.Error)}
+		}
+		return &exitError{code: exitFatal, err: fmt.Errorf("autoscalerd at %s answered %s", addr, resp.Status)}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return &exitError{code: exitFatal, err: fmt.Errorf("reading the answer of %s: %w", addr, err)}
+	}
+	return nil
 }
 
 // statusRow is a policy as /v1/policies gives it.

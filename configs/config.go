@@ -25,16 +25,19 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AllowedHosts are the names (host or host:port) by which clients may reach the HTTP
 	// surface besides IP addresses and localhost; see the daemon's Host check.
-	AllowedHosts     []string  `yaml:"allowed_hosts"`
-	APIToken         Secret    `yaml:"api_token"`
-	StateDir         string    `yaml:"state_dir"`
-	Log              Log       `yaml:"log"`
-	PolicyDir        string    `yaml:"policy_dir"`
-	ScaleConcurrency int       `yaml:"scale_concurrency"`
-	Docker           Docker    `yaml:"docker"`
-	HA               HA        `yaml:"ha"`
-	Defaults         Defaults  `yaml:"defaults"`
-	Policies         []*Policy `yaml:"-"`
+	AllowedHosts     []string    `yaml:"allowed_hosts"`
+	APIToken         Secret      `yaml:"api_token"`
+	StateDir         string      `yaml:"state_dir"`
+	Log              Log         `yaml:"log"`
+	PolicyDir        string      `yaml:"policy_dir"`
+	ScaleConcurrency int         `yaml:"scale_concurrency"`
+	Docker           Docker      `yaml:"docker"`
+	HA               HA          `yaml:"ha"`
+	Notify           Notify      `yaml:"notify"`
+	PageURL          PageURL     `yaml:"page_url"`
+	DecisionLog      DecisionLog `yaml:"decision_log"`
+	Defaults         Defaults    `yaml:"defaults"`
+	Policies         []*Policy   `yaml:"-"`
 
 	// settingAt says where a daemon setting was given (see SettingPos).
 	settingAt func(key string) Pos
@@ -213,6 +216,8 @@ type Policy struct {
 	Schedule   []Schedule `yaml:"schedule"`
 	// Throughput tunes the estimate behind the expression's throughput() and drain().
 	Throughput Throughput `yaml:"throughput"`
+	// Notify adds sinks for this policy's events to the daemon-level ones.
+	Notify Notify `yaml:"notify"`
 
 	// Pos is where the policy is defined; Path its key path within that file.
 	Pos  Pos    `yaml:"-"`

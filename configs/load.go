@@ -72,6 +72,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		StateDir:         DefaultStateDir,
 		Log:              Log{Level: "info", Format: "text"},
 		ScaleConcurrency: DefaultScaleConcurrency,
+		DecisionLog:      DefaultDecisionLog(),
 		Defaults: Defaults{Tuning: Tuning{
 			Interval:         Duration(DefaultInterval),
 			Timeout:          Duration(DefaultTimeout),

@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/decisionlog"
 	"github.com/autoscalerd/autoscalerd/ha"
 	"github.com/autoscalerd/autoscalerd/internal/reaper"
+	"github.com/autoscalerd/autoscalerd/notify"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,6 +56,7 @@ type Daemon struct {
 	engine  *engine.Engine
 	reg     *prometheus.Registry
 	elector ha.Elector
+	obs     *observer
 
 	mu  sync.Mutex
 	cfg *configs.Config
@@ -97,7 +100,19 @@ func Run(ctx context.Context, opts Options) error {
 	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
 	d.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoscalerd_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	d.reg.MustRegister(d.reloadOK, d.reloadTime)
-	d.engine = engine.NewEngine(engine.EngineOptions{Logger: d.log, Metrics: engine.NewMetrics(d.reg), Store: store})
+	d.obs = &observer{log: d.log, dlog: openDecisionLog(cfg, d.log),
+		notifier: notify.New(notify.Options{Logger: d.log.With("component", "notify"), Registerer: d.reg, PageURL: pageURL(cfg)})}
+	defer d.obs.dlog.Close()
+	defer func() {
+		// After the engine's last decisions: give the sinks a moment to deliver them.
+		nctx, cancel := context.WithTimeout(context.Background(), notifyGrace)
+		defer cancel()
+		d.obs.notifier.Close(nctx)
+	}()
+	if err := d.obs.notifier.Apply(cfg); err != nil {
+		return err
+	}
+	d.engine = engine.NewEngine(engine.EngineOptions{Logger: d.log, Metrics: engine.NewMetrics(d.reg), Store: store, Observer: d.obs})
 	if err := d.engine.Apply(ctx, cfg, ps); err != nil {
 		return err
 	}
@@ -171,6 +186,44 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
+// pageURL is the status page's address for links in notifications: page_url, else the
+// listen address, with this host's name when that address is a wildcard (0.0.0.0:9090
+// links nowhere).
+func pageURL(cfg *configs.Config) string {
+	if cfg.PageURL != "" {
+		return string(cfg.PageURL)
+	}
+	listen := cfg.Listen
+	if host, port, err := net.SplitHostPort(listen); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			if name, err := os.Hostname(); err == nil {
+				listen = net.JoinHostPort(name, port)
+			}
+		}
+	}
+	return cfg.PageURL.Or(listen)
+}
+
+// notifyGrace is how long the sinks may deliver what they hold at shutdown.
+const notifyGrace = 5 * time.Second
+
+// openDecisionLog opens the decision log under state_dir. A log that cannot be opened is
+// a warning, not a reason to stop scaling: decisions then live in memory only.
+func openDecisionLog(cfg *configs.Config, log *slog.Logger) *decisionlog.Log {
+	if !cfg.DecisionLog.Enabled {
+		return nil
+	}
+	l, err := decisionlog.Open(decisionlog.Options{
+		Dir: decisionlog.DirIn(cfg.StateDir), MaxSize: int64(cfg.DecisionLog.MaxSize), MaxFiles: cfg.DecisionLog.MaxFiles,
+		HoldSample: cfg.DecisionLog.HoldSample, Logger: log,
+	})
+	if err != nil {
+		log.Warn("decision log unavailable; decisions are kept in memory only", "err", err)
+		return nil
+	}
+	return l
+}
+
 // runEngine runs the policies: directly, or only while this daemon holds the HA lock.
 func (d *Daemon) runEngine(ctx context.Context) {
 	if d.elector == nil {
@@ -218,8 +271,21 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			d.log.Warn("listen and state_dir changes take effect at the next restart", "listen", old.Listen, "state_dir", old.StateDir)
 			cfg.Listen, cfg.StateDir = old.Listen, old.StateDir
 		}
+		if cfg.DecisionLog != old.DecisionLog {
+			d.log.Warn("decision_log changes take effect at the next restart")
+			cfg.DecisionLog = old.DecisionLog
+		}
 		err = d.engine.Apply(ctx, cfg, ps)
+		if err == nil {
+			// After the engine: a sink that cannot be built (an unreadable CA file) fails
+			// the reload, but the policies' new configuration is already running, so the
+			// old sinks stay and the error says so.
+			if nerr := d.obs.notifier.Apply(cfg); nerr != nil {
+				err = fmt.Errorf("policies reloaded, but notifications keep the previous sinks: %w", nerr)
+			}
+		}
 	}
+	d.obs.config(err)
 	if err != nil {
 		d.reloadOK.Set(0)
 		d.lastReloadErr.Store(err.Error())

@@ -22,6 +22,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/policies", d.handlePolicies)
 	mux.HandleFunc("GET /v1/policies/{name}", d.handlePolicy)
+	mux.HandleFunc("GET /v1/policies/{name}/decisions", d.handleDecisions)
+	mux.HandleFunc("GET /v1/decisions", d.handleDecisions)
 	mux.HandleFunc("POST /v1/policies/{name}/pause", d.action(d.handlePause(true)))
 	mux.HandleFunc("POST /v1/policies/{name}/resume", d.action(d.handlePause(false)))
 	mux.HandleFunc("POST /v1/reload", d.action(d.handleReload))

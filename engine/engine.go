@@ -23,6 +23,8 @@ type EngineOptions struct {
 	Shared  *shared.Set
 	// Clock returns the time decisions are made at; time.Now when nil.
 	Clock func() time.Time
+	// Observer, if set, hears of every tick and pause (the decision log, notifications).
+	Observer Observer
 }
 
 // Engine runs one loop per policy. Apply swaps configurations in place: a policy whose
@@ -36,6 +38,7 @@ type Engine struct {
 	store   *Store
 	shared  *shared.Set
 	clock   func() time.Time
+	obs     Observer
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -62,7 +65,7 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
+	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, obs: o.Observer, runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
 }
 
 // Apply installs a configuration. It builds every new target and source first; if any
@@ -166,7 +169,7 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 // if any: the new one waits for it to stop, and continues its state when it is the same
 // policy.
 func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
-	r := &runner{p: p, store: e.store, clock: e.clock, target: b.Target, sources: b.Sources,
+	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, target: b.Target, sources: b.Sources,
 		wake: make(chan struct{}, 1), handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
 	for i, q := range p.Config.Queries {
 		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D()})
@@ -177,6 +180,7 @@ func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 	r.beat.Store(time.Now().UnixNano())
 	if e.metrics != nil {
 		r.m = e.metrics.forPolicy(p.Name, p.Queries)
+		defer func() { r.m.paused.Set(boolGauge(r.paused.Load())) }() // once restored or inherited
 	}
 	switch {
 	case prev != nil && prev.p.Name == p.Name:

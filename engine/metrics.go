@@ -12,6 +12,7 @@ type Metrics struct {
 	queryErrors  *prometheus.CounterVec
 	scaleActions *prometheus.CounterVec
 	scaleErrors  *prometheus.CounterVec
+	paused       *prometheus.GaugeVec
 	saveErrors   *prometheus.CounterVec
 	evalDuration prometheus.Histogram
 }
@@ -39,6 +40,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "autoscalerd_scale_errors_total",
 			Help: "Failed target calls (status or scale).",
 		}, []string{"policy"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "autoscalerd_policy_paused",
+			Help: "1 while a policy is paused over the API (it decides but does not scale), else 0.",
+		}, []string{"policy"}),
 		saveErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "autoscalerd_state_save_errors_total",
 			Help: "Failed saves of a policy's state to state_dir (disk full, read-only); the policy keeps deciding.",
@@ -49,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
 		}),
 	}
-	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.saveErrors, m.evalDuration)
+	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.saveErrors, m.paused, m.evalDuration)
 	return m
 }
 
@@ -61,6 +66,7 @@ type policyMetrics struct {
 	errors                     []prometheus.Counter
 	up, down                   prometheus.Counter
 	scaleErrors                prometheus.Counter
+	paused                     prometheus.Gauge
 	saveErrors                 prometheus.Counter
 	eval                       prometheus.Observer
 }
@@ -75,6 +81,7 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 		up:          m.scaleActions.WithLabelValues(name, policy.Up.String()),
 		down:        m.scaleActions.WithLabelValues(name, policy.Down.String()),
 		scaleErrors: m.scaleErrors.WithLabelValues(name),
+		paused:      m.paused.WithLabelValues(name),
 		saveErrors:  m.saveErrors.WithLabelValues(name),
 		eval:        m.evalDuration,
 	}
@@ -87,7 +94,14 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 
 // forget drops a removed policy's series.
 func (m *Metrics) forget(name string) {
-	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.saveErrors.MetricVec} {
+	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.saveErrors.MetricVec, m.paused.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -38,6 +38,7 @@ type runner struct {
 	p       *policy.Policy
 	store   *Store
 	clock   func() time.Time
+	obs     Observer
 	target  targets.Target
 	sources []sources.Source
 	readers []*reader
@@ -255,10 +256,12 @@ func (r *runner) tick(ctx, hard context.Context) {
 	r.noteQueries(now, values)
 
 	before := r.st.Summary()
+	wasFallback := inFallback(r.p, r.st)
 	wasPaused := r.st.Paused
 	r.st.Paused = r.paused.Load()
 	var d policy.Decision
 	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas, Fresh: status.Fresh}, now)
+	proposed := d.To
 	d, scaleErr := r.act(hard, d)
 	if scaleErr != nil {
 		r.targetHealth.fail(r.log, now, fmt.Errorf("scale %d→%d: %w", d.From, d.To, scaleErr))
@@ -269,6 +272,9 @@ func (r *runner) tick(ctx, hard context.Context) {
 	lastErr := r.explain(d, values, scaleErr)
 	r.record(d, status, values, lastErr)
 	r.persist(d, wasPaused, before)
+	if r.obs != nil {
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback})
+	}
 	if r.m != nil {
 		r.m.eval.Observe(time.Since(start).Seconds())
 	}
@@ -447,6 +453,10 @@ func (r *runner) targetFailed(now time.Time, err error) {
 	r.last = &d
 	r.appendDecision(d)
 	r.mu.Unlock()
+	if r.obs != nil {
+		fb := inFallback(r.p, r.st)
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, TargetErr: err, Attempted: d.To, Fallback: fb, WasFallback: fb})
+	}
 }
 
 func (r *runner) record(d policy.Decision, status targets.Status, values []policy.Value, lastErr string) {
@@ -510,7 +520,18 @@ func (r *runner) saveClean() {
 }
 
 func (r *runner) setPaused(p bool) {
-	r.paused.Store(p)
+	if r.paused.Swap(p) == p {
+		return // no change: nothing to tell
+	}
 	r.log.Info("policy paused", "paused", p)
+	if r.m != nil {
+		r.m.paused.Set(boolGauge(p))
+	}
+	if r.obs != nil {
+		r.mu.Lock()
+		current := r.current
+		r.mu.Unlock()
+		r.obs.Paused(Pause{Policy: r.p.Name, Paused: p, Current: current, Time: r.clock()})
+	}
 	r.poke()
 }

@@ -20,6 +20,7 @@ type Class string
 const (
 	Query  Class = "query"
 	Target Class = "target"
+	Sink   Class = "sink" // notification sinks (notify)
 )
 
 type kind struct {
