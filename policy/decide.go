@@ -435,8 +435,10 @@ type evalEnv struct {
 	samples map[string][]Sample
 	now     time.Time
 	vm      vm.VM
-	// st is the tick's state, which the learned functions update.
-	st *State
+	// throughput is the tick's State.Throughput, which the learned functions update (a
+	// map, not the State: a pointer to the caller's State would make every State escape
+	// to the heap, an allocation per tick of every policy).
+	throughput map[string]Sample
 	// notes are what the learned functions say about their estimates this tick, for the
 	// reason chain.
 	notes []string
@@ -447,7 +449,10 @@ func (p *Policy) evalEnv(st *State, now time.Time) *evalEnv {
 	if p.env == nil {
 		p.env = newEvalEnv(p)
 	}
-	p.env.samples, p.env.now, p.env.notes, p.env.st = st.Samples, now, p.env.notes[:0], st
+	if p.learn != nil && st.Throughput == nil {
+		st.Throughput = map[string]Sample{}
+	}
+	p.env.samples, p.env.now, p.env.notes, p.env.throughput = st.Samples, now, p.env.notes[:0], st.Throughput
 	return p.env
 }
 

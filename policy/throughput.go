@@ -132,9 +132,8 @@ var errNoThroughput = fmt.Errorf("no throughput measured yet and no throughput.p
 // at now: the median of the interval rates (robust to a noisy interval or a stuck
 // worker). While fewer than minIntervals were measured — a fresh start, or a queue that
 // stays empty so its workers' capacity cannot be seen — it is the last estimate measured
-// (remembered in st), and before any the prior.
-func (l *learn) throughput(q string, st *State, now time.Time) (estimate, error) {
-	samples := st.Samples
+// (remembered in measured, the state's Throughput), and before any the prior.
+func (l *learn) throughput(q string, samples map[string][]Sample, measured map[string]Sample, now time.Time) (estimate, error) {
 	from := now.Add(-l.window)
 	inWindow := func(xs []Sample) []Sample {
 		i := len(xs)
@@ -156,17 +155,14 @@ func (l *learn) throughput(q string, st *State, now time.Time) (estimate, error)
 		if m <= 0 {
 			return estimate{}, fmt.Errorf("throughput(%s): the workers completed nothing in %d intervals over %s with work waiting (stuck?)", q, len(rates), fmtDur(l.window))
 		}
-		if st.Throughput == nil {
-			st.Throughput = map[string]Sample{}
-		}
-		st.Throughput[q] = Sample{T: now, V: m}
+		measured[q] = Sample{T: now, V: m}
 		stat := "median"
 		if l.arrivals == "" {
 			stat = "upper quartile"
 		}
 		return estimate{perReplica: m, intervals: len(rates), statistic: stat}, nil
 	}
-	if last, ok := st.Throughput[q]; ok && last.V > 0 {
+	if last, ok := measured[q]; ok && last.V > 0 {
 		return estimate{perReplica: last.V, intervals: len(rates), age: max(now.Sub(last.T), time.Second)}, nil
 	}
 	if l.prior > 0 {
@@ -178,7 +174,7 @@ func (l *learn) throughput(q string, st *State, now time.Time) (estimate, error)
 // learnFns binds throughput and drain to e's scope.
 func (e *evalEnv) learnFns(p *Policy) {
 	e.vars["throughput"] = throughputFn(func(q string) (float64, error) {
-		est, err := p.learn.throughput(q, e.st, e.now)
+		est, err := p.learn.throughput(q, e.samples, e.throughput, e.now)
 		if err != nil {
 			return 0, err
 		}
@@ -190,7 +186,7 @@ func (e *evalEnv) learnFns(p *Policy) {
 		if !ok {
 			return 0, fmt.Errorf("drain(%s, %s): %s failed this tick", q, fmtDur(time.Duration(seconds*float64(time.Second))), q)
 		}
-		est, err := p.learn.throughput(q, e.st, e.now)
+		est, err := p.learn.throughput(q, e.samples, e.throughput, e.now)
 		if err != nil {
 			return 0, err
 		}
