@@ -367,6 +367,8 @@ func TestPauseResume(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// Ready means the target answered once; the first tick may still be deciding 0→1.
+	d.waitFor("the first replica", 10*time.Second, func() bool { return d.policy("e2e").Current == 1 })
 	if code := post("/v1/policies/e2e/pause"); code != 200 {
 		t.Fatalf("pause: %d", code)
 	}

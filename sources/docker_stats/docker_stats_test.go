@@ -140,7 +140,7 @@ services:
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, err := New(&Config{Resource: resource}, sources.Deps{Target: tg, Shared: set})
+		src, err := New(&Config{Resource: resource}, sources.Deps{Target: tg, Shared: set, DockerHost: e.Host})
 		if err != nil {
 			t.Fatal(err)
 		}
