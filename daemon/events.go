@@ -32,6 +32,9 @@ func (o *observer) Decided(t engine.Tick) {
 	if o.dlog != nil {
 		o.append(record(t))
 	}
+	if t.Repeat {
+		return // a dry run deciding what it decided a tick ago: the log samples it as a hold
+	}
 	ev := notify.Event{Policy: t.Policy.Name, From: d.From, To: d.To, Reason: d.Reason, DryRun: d.DryRun, Time: d.Time}
 	switch {
 	case t.ScaleErr != nil:
@@ -86,7 +89,7 @@ func (o *observer) append(r decisionlog.Record) {
 func record(t engine.Tick) decisionlog.Record {
 	d := t.Decision
 	r := decisionlog.Record{Time: d.Time, Policy: t.Policy.Name, Action: d.Action.String(), From: d.From, To: d.To,
-		Min: d.Min, Max: d.Max, Reason: d.Reason, DryRun: d.DryRun}
+		Min: d.Min, Max: d.Max, Reason: d.Reason, DryRun: d.DryRun, Repeat: t.Repeat}
 	if d.Desired >= 0 {
 		n := d.Desired
 		r.Desired = &n

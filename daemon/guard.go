@@ -34,7 +34,6 @@ import (
 // not a client of this API.
 const maxActionBody = 64 << 10
 
-
 // guard wraps the routes with the Host check, the cross-origin check and the headers
 // every response carries.
 func (d *Daemon) guard(next http.Handler) http.Handler {

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
 )
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>

@@ -61,11 +61,14 @@ type Record struct {
 	Values map[string]*float64 `json:"values,omitempty"`
 	// Sampled marks a hold kept by the hold sample: the holds in between are not logged.
 	Sampled bool `json:"sampled,omitempty"`
+	// Repeat marks a dry-run action that is the one of the tick before (the target never
+	// follows a dry run): sampled like a hold.
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // Important reports whether r is always logged: it changed something or failed to.
 func (r Record) Important() bool {
-	return r.Action != "hold" || r.Failed
+	return (r.Action != "hold" && !r.Repeat) || r.Failed
 }
 
 // Options configure a Log.

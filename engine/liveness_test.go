@@ -63,6 +63,7 @@ type rig struct {
 	t      *testing.T
 	e      *Engine
 	log    *plugintest.SyncBuffer
+	ticks  tickLog
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -70,8 +71,29 @@ type rig struct {
 func newRig(t *testing.T, store *Store) *rig {
 	t.Helper()
 	log := &plugintest.SyncBuffer{}
-	e := NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(prometheus.NewRegistry()), Store: store})
-	return &rig{t: t, e: e, log: log}
+	r := &rig{t: t, log: log}
+	r.e = NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(prometheus.NewRegistry()), Store: store, Observer: &r.ticks})
+	return r
+}
+
+// tickLog is an Observer that keeps the ticks.
+type tickLog struct {
+	mu    sync.Mutex
+	ticks []Tick
+}
+
+func (l *tickLog) Decided(t Tick) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ticks = append(l.ticks, t)
+}
+
+func (l *tickLog) Paused(Pause) {}
+
+func (l *tickLog) all() []Tick {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Tick(nil), l.ticks...)
 }
 
 // apply loads text as a configuration file and applies it.

@@ -35,6 +35,9 @@ type Tick struct {
 	// Fallback says on_error's fallback count is in force after this tick, WasFallback
 	// that it was before: the two differ on the ticks that enter or leave it.
 	Fallback, WasFallback bool
+	// Repeat marks a dry-run action that is the one of the tick before: the target never
+	// follows a dry run, so it comes back every tick; it is no news.
+	Repeat bool
 }
 
 // Pause is a policy paused or resumed over the API.

@@ -173,6 +173,20 @@ func TestDryRunLogsDecisionOnce(t *testing.T) {
 	if !strings.Contains(r.log.String(), "level=DEBUG msg=\"scaling (dry run, unchanged)\"") {
 		t.Errorf("the repeats are not at debug:\n%s", r.log.String())
 	}
+	// The observer (decision log, notifications) hears the first as news, the rest as repeats.
+	var news, repeats int
+	for _, tk := range r.ticks.all() {
+		if tk.Decision.Action != policy.Hold {
+			if tk.Repeat {
+				repeats++
+			} else {
+				news++
+			}
+		}
+	}
+	if news != 1 || repeats < 3 {
+		t.Errorf("%d dry-run ticks as news, %d as repeats; want 1 and ≥ 3", news, repeats)
+	}
 	_ = context.Background
 	_ = policy.Hold
 }

@@ -70,6 +70,8 @@ type runner struct {
 	// lastDryRun is the last dry-run action logged, so a dry run logs a decision when it
 	// changes rather than on every tick.
 	lastDryRun [2]int
+	// dryRunRepeat says this tick's dry-run action is the one of the tick before.
+	dryRunRepeat bool
 	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
 	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
 	beat, busyUntil atomic.Int64
@@ -273,7 +275,8 @@ func (r *runner) tick(ctx, hard context.Context) {
 	r.record(d, status, values, lastErr)
 	r.persist(d, wasPaused, before)
 	if r.obs != nil {
-		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback})
+		repeat := d.Action != policy.Hold && r.dryRunRepeat
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback, Repeat: repeat})
 	}
 	if r.m != nil {
 		r.m.eval.Observe(time.Since(start).Seconds())
@@ -287,6 +290,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 // target that could not act for a reason that passes (targets.ErrNoop).
 func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, error) {
 	if d.Action == policy.Hold {
+		r.dryRunRepeat = false
 		r.backoff = 0
 		r.log.Debug("holding", "at", d.From, "reason", d.Reason)
 		return d, nil
@@ -316,6 +320,7 @@ func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, 
 			r.m.down.Inc()
 		}
 	}
+	r.dryRunRepeat = false
 	switch {
 	case !d.DryRun:
 		r.log.Info("scaling", "from", d.From, "to", d.To, "reason", d.Reason)
@@ -325,6 +330,7 @@ func (r *runner) act(hard context.Context, d policy.Decision) (policy.Decision, 
 		r.lastDryRun = [2]int{d.From, d.To}
 		r.log.Info("scaling (dry run)", "from", d.From, "to", d.To, "dry_run", true, "reason", d.Reason)
 	default:
+		r.dryRunRepeat = true
 		r.log.Debug("scaling (dry run, unchanged)", "from", d.From, "to", d.To, "reason", d.Reason)
 	}
 	return d, nil
