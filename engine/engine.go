@@ -175,6 +175,7 @@ func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D()})
 		r.queryHealth = append(r.queryHealth, health{what: fmt.Sprintf("query %q", q.Name)})
 	}
+	r.computeBudget()
 	r.targetHealth = health{what: "target " + p.Config.Target.Key()}
 	r.saveHealth = health{what: "saving state"}
 	r.beat.Store(time.Now().UnixNano())

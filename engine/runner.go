@@ -72,6 +72,8 @@ type runner struct {
 	lastDryRun [2]int
 	// dryRunRepeat says this tick's dry-run action is the one of the tick before.
 	dryRunRepeat bool
+	// budget is tickBudget, set once by newRunner (the readers do not change).
+	budget time.Duration
 	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
 	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
 	beat, busyUntil atomic.Int64
@@ -351,12 +353,15 @@ func (r *runner) noteQueries(now time.Time, values []policy.Value) {
 // tickBudget bounds how long a healthy tick can take: the target's status, the slowest
 // query and a scaling action, each within its own timeout. A tick running longer is
 // wedged (the watchdog stops pinging).
-func (r *runner) tickBudget() time.Duration {
+func (r *runner) tickBudget() time.Duration { return r.budget }
+
+// computeBudget sets budget from the readers' timeouts; newRunner calls it once.
+func (r *runner) computeBudget() {
 	var slowest time.Duration
 	for _, rd := range r.readers {
 		slowest = max(slowest, rd.timeout)
 	}
-	return statusTimeout + slowest + readGrace + scaleTimeout + time.Minute
+	r.budget = statusTimeout + slowest + readGrace + scaleTimeout + time.Minute
 }
 
 // explain is the policy's last error as the status shows it: the failed scale, else the
