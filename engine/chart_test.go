@@ -33,3 +33,26 @@ func TestChartRing(t *testing.T) {
 		t.Errorf("the chart spans %s, want about an hour", span)
 	}
 }
+
+// TestRingCollapsesSteadyDecisions: consecutive holds at one count, and a dry run deciding
+// the same action again, keep one entry (the newest); real changes each keep theirs.
+func TestRingCollapsesSteadyDecisions(t *testing.T) {
+	var r ring
+	at := time.Unix(1_700_000_000, 0)
+	add := func(action policy.Action, from, to int, dry bool) {
+		at = at.Add(time.Second)
+		r.add(policy.Decision{Time: at, Action: action, From: from, To: to, Desired: to, DryRun: dry})
+	}
+	for range 10 {
+		add(policy.Hold, 2, 2, false)
+	}
+	for range 10 {
+		add(policy.Up, 2, 5, true) // dry run: the target stays at 2
+	}
+	add(policy.Up, 2, 5, false)
+	add(policy.Up, 5, 7, false)
+	got := r.list()
+	if len(got) != 4 || got[0].Action != policy.Hold || !got[1].DryRun || got[1].Time != at.Add(-2*time.Second) {
+		t.Fatalf("ring holds %d decisions: %+v", len(got), got)
+	}
+}

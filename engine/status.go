@@ -61,8 +61,10 @@ type ring struct {
 func (r *ring) add(d policy.Decision) {
 	if n := len(r.buf); n > 0 {
 		last := &r.buf[(r.start+n-1)%n]
-		// A hold that only differs in the values read replaces the previous one.
-		if d.Action == policy.Hold && last.Action == policy.Hold && last.From == d.From && last.Desired == d.Desired && last.Err == d.Err {
+		// A hold that only differs in the values read replaces the previous one, and so
+		// does a dry run deciding again what the target never followed.
+		steady := d.Action == policy.Hold || d.DryRun
+		if steady && last.Action == d.Action && last.DryRun == d.DryRun && last.From == d.From && last.To == d.To && last.Desired == d.Desired && last.Err == d.Err {
 			*last = d
 			return
 		}
