@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -38,24 +39,39 @@ func (r *reader) read(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("the previous read has not returned after %s (the source ignores its timeout); not reading again until it does",
 			configs.FormatDuration(now.Sub(time.Unix(0, since)).Round(time.Second)))
 	}
+	timeout := r.timeout
+	if timeout <= 0 {
+		timeout = configs.DefaultTimeout
+	}
+	// One timer per read, the context's: the grace timer is made only for a read that
+	// outlives its timeout.
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	r.busySince.Store(now.UnixNano())
 	done := make(chan readResult, 1)
 	go func() {
-		v, err := sources.Read(ctx, r.src, r.timeout)
+		defer cancel()
+		v, err := sources.Read(rctx, r.src, 0)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("timed out after %s: %w", configs.FormatDuration(timeout), err)
+		}
 		r.busySince.Store(0)
 		done <- readResult{v, err}
 	}()
-	limit := r.timeout + readGrace
-	if r.timeout <= 0 {
-		limit = configs.DefaultTimeout + readGrace
-	}
-	t := time.NewTimer(limit)
-	defer t.Stop()
 	select {
 	case res := <-done:
 		return res.v, res.err
-	case <-t.C:
-		return 0, fmt.Errorf("timed out after %s (the source did not return; its read is abandoned)", configs.FormatDuration(r.timeout))
+	case <-rctx.Done():
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	grace := time.NewTimer(readGrace)
+	defer grace.Stop()
+	select {
+	case res := <-done:
+		return res.v, res.err
+	case <-grace.C:
+		return 0, fmt.Errorf("timed out after %s (the source did not return; its read is abandoned)", configs.FormatDuration(timeout))
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

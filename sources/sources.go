@@ -88,7 +88,7 @@ func Read(ctx context.Context, src Source, timeout time.Duration) (float64, erro
 	v, err := src.Value(ctx)
 	switch {
 	case err != nil:
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		if timeout > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return 0, fmt.Errorf("timed out after %s: %w", configs.FormatDuration(timeout), err)
 		}
 		return 0, err
