@@ -32,6 +32,7 @@ h2{margin:.2em 0}.muted{color:#777}
 {{range $k, $v := .Queries}}<span>{{$k}} <b>{{$v}}</b></span>{{end}}</p>
 {{with .S.LastDecision}}<p>Last decision {{.Time.Format "15:04:05"}}: <b>{{.Action}}</b> {{.From}}→{{.To}}</p><p class="reason">{{.Reason}}</p>{{end}}
 {{if .S.LastError}}<p class="err">{{.S.LastError}}</p>{{end}}
+{{with .S.Draining}}<p>Draining:</p><ul>{{range .}}<li>replica {{.Replica}}: <b>{{.State}}</b> for {{.Seconds}}s <span class="muted">({{.Reason}})</span></li>{{end}}</ul>{{end}}
 {{.Chart}}
 </div>{{else}}<p>No policies configured.</p>{{end}}
 <p class="muted">JSON: <a href="/v1/policies">/v1/policies</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></p>

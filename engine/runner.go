@@ -69,6 +69,8 @@ type runner struct {
 	// lastDryRun is the last dry-run action logged, so a dry run logs a decision when it
 	// changes rather than on every tick.
 	lastDryRun [2]int
+	// drainsSeen holds the ended drains already counted in the metrics.
+	drainsSeen map[uint64]bool
 	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
 	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
 	beat, busyUntil atomic.Int64
@@ -84,6 +86,7 @@ type runner struct {
 	saveErr   string
 	decisions ring
 	chart     chartRing
+	drains    []targets.DrainInfo
 }
 
 func (r *runner) restore() {
@@ -260,6 +263,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 	var d policy.Decision
 	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas, Fresh: status.Fresh}, now)
 	d, scaleErr := r.act(hard, d)
+	d = r.noteDrains(d, start)
 	if scaleErr != nil {
 		r.targetHealth.fail(r.log, now, fmt.Errorf("scale %d→%d: %w", d.From, d.To, scaleErr))
 	} else {
