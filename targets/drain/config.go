@@ -179,12 +179,12 @@ func (h *HTTP) check(ch *configs.Check, field string, kind Kind) {
 	what := "the container port the replica serves on"
 	if kind == Process {
 		want, other = other, want
-		what = "replica n listens on base_port + n (n is AUTOSCALER_REPLICA)"
+		what = "replica n listens on base_port + n, n being its AUTOSCALER_REPLICA"
 	}
 	if ch.Has(at(other)) {
 		ch.Errorf(at(other), "%s is for %s targets; here use %s (%s)", other, map[Kind]string{Process: "compose", Compose: "process"}[kind], want, what)
 	} else if !ch.Has(at(want)) {
-		ch.Errorf(field, "missing required key %q (%s)", want, what)
+		ch.Errorf(field, "missing required key %q: %s", want, what)
 	}
 	port := h.Port
 	if kind == Process {
