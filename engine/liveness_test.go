@@ -27,6 +27,7 @@ type rig struct {
 	t      *testing.T
 	e      *Engine
 	log    *plugintest.SyncBuffer
+	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -34,8 +35,9 @@ type rig struct {
 func newRig(t *testing.T, store *Store) *rig {
 	t.Helper()
 	log := &plugintest.SyncBuffer{}
-	e := NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(prometheus.NewRegistry()), Store: store})
-	return &rig{t: t, e: e, log: log}
+	reg := prometheus.NewRegistry()
+	e := NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(reg), Store: store})
+	return &rig{t: t, e: e, log: log, reg: reg}
 }
 
 // apply loads text as a configuration file and applies it.
