@@ -107,6 +107,7 @@ func (t *target) runDrain(r *replica, run *drainRun) {
 		} else {
 			t.log.Info("replica is idle; stopping it", "replica", r.index)
 		}
+		<-r.done // the drain's time includes the stop
 	case targets.DrainTakenBack:
 		// takeBack did the rest.
 	case targets.DrainGone:

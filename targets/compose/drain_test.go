@@ -1,0 +1,279 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
+	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/drain"
+)
+
+// composeJobs is a service of job workers (testworker pgjobs) that reach the test's
+// Postgres through a forwarder on the host.
+const composeJobs = `version: "2.4"
+services:
+  worker:
+    image: %s
+    command: [pgjobs]
+    stop_grace_period: 5s
+    environment:
+      PG_DSN: %q
+    extra_hosts: ["host.docker.internal:host-gateway"]
+`
+
+// forward accepts on all addresses of the host (the containers come from a bridge) and
+// forwards to Postgres on 127.0.0.1, whose pg_hba lets only loopback in.
+func forward(t *testing.T, to string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", to)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type composeRun struct {
+	task     int64
+	status   string
+	host     string // the worker's container (short ID)
+	finished *time.Time
+}
+
+func composeRuns(t *testing.T, pg *testenv.Postgres) []composeRun {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT r.task_id, t.status, r.worker, r.finished_at FROM runs r JOIN tasks t ON t.id = r.task_id ORDER BY r.task_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []composeRun
+	for rows.Next() {
+		var r composeRun
+		var worker string
+		if err := rows.Scan(&r.task, &r.status, &worker, &r.finished); err != nil {
+			t.Fatal(err)
+		}
+		r.host, _, _ = strings.Cut(worker, "/")
+		out = append(out, r)
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestComposeDrainJobWorkers: 6 containers working jobs from a Postgres task table, 4 of
+// them mid-job; scaling to 2 drains the 2 idle ones at once and the 2 chosen busy ones
+// when their jobs end: no job is cut short or run twice, and the drained containers are
+// removed. Then a drain survives a daemon restart: the target is closed mid-drain and a
+// new one (the same state_dir) finds the quiet container, drains it on and stops it once
+// its job is done.
+func TestComposeDrainJobWorkers(t *testing.T) {
+	c := testenv.Docker(t)
+	img := testenv.WorkerImage(t, c)
+	pg := testenv.StartPostgres(t)
+	bin, err := testenv.BuildStatic(t, "./internal/testing/testworker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := filepath.Join(t.TempDir(), "testworker")
+	if err := os.WriteFile(worker, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	init := exec.Command(worker, "pgjobs", "init")
+	init.Env = append(os.Environ(), "PG_DSN="+pg.DSN())
+	if out, err := init.CombinedOutput(); err != nil {
+		t.Fatalf("pgjobs init: %v: %s", err, out)
+	}
+	port := forward(t, fmt.Sprintf("127.0.0.1:%d", pg.Port))
+	dsn := fmt.Sprintf("postgres://%s:%s@host.docker.internal:%d/%s?sslmode=disable", pg.User, pg.Password, port, pg.Database)
+	project := projectName("ascdrain")
+	testenv.ComposeProject(t, project, fmt.Sprintf(composeJobs, img, dsn))
+
+	stateDir := t.TempDir()
+	cfg := &Config{Project: project, Service: "worker", StopTimeout: -1, RemoveVolumes: true, Drain: &drain.Config{
+		Busy:         drain.Probe{HTTP: &drain.HTTP{Port: 8080, Path: "/busy"}},
+		QuietSignal:  "SIGTSTP",
+		ResumeSignal: "SIGCONT",
+		Timeout:      configs.Duration(time.Minute),
+		Poll:         configs.Duration(200 * time.Millisecond),
+	}}
+	build := func() *Target {
+		tg, err := New(cfg, targets.Deps{Policy: "test", Global: &configs.Config{StateDir: stateDir}, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg.(*Target)
+	}
+	tg := build()
+	mustScale(t, tg, 6)
+	ctx := context.Background()
+	rs, err := tg.replicas(ctx, mustClient(t, tg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "6 busy endpoints", 20*time.Second, func() bool {
+		for _, r := range rs {
+			if _, err := tg.busy(ctx, mustClient(t, tg), cfg.Drain, r); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	const job = 5 * time.Second
+	pg.Exec(t, fmt.Sprintf("INSERT INTO tasks (duration_ms) SELECT %d FROM generate_series(1, 4)", job/time.Millisecond))
+	waitUntil(t, "4 jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 4 })
+	busyHosts := map[string]bool{}
+	for _, r := range composeRuns(t, pg) {
+		busyHosts[r.host] = true
+	}
+	nameOf := map[string]string{}
+	for _, r := range rs {
+		nameOf[r.name] = r.id[:12]
+	}
+
+	start := time.Now()
+	mustScale(t, tg, 2) // checks Status: 2 replicas, the draining ones left out
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("scale-down with a drain took %s", took)
+	}
+	if ds := tg.Drains(); len(ds) != 4 {
+		t.Fatalf("%d drains, want 4: %+v", len(ds), ds)
+	}
+	for _, d := range tg.Drains() {
+		if idle := !busyHosts[nameOf[d.Replica]]; idle != strings.HasPrefix(d.Reason, "idle;") {
+			t.Errorf("%s (idle: %v) drained because %q", d.Replica, idle, d.Reason)
+		}
+	}
+	waitUntil(t, "every drain over", job+30*time.Second, func() bool {
+		for _, d := range tg.Drains() {
+			if !d.State.Over() {
+				return false
+			}
+		}
+		return true
+	})
+	for _, d := range tg.Drains() {
+		if d.State != targets.DrainStopped {
+			t.Errorf("%s: drain ended %q", d.Replica, d.State)
+		}
+		if !busyHosts[nameOf[d.Replica]] && d.Ended.Sub(start) > job/2 {
+			t.Errorf("idle %s took %s to drain", d.Replica, d.Ended.Sub(start))
+		}
+	}
+	for _, r := range composeRuns(t, pg) {
+		if r.status != "done" || r.finished == nil {
+			t.Errorf("task %d is %s (finished %v): cut short", r.task, r.status, r.finished)
+		}
+	}
+	if got := serviceContainers(t, c, project, "worker"); len(got) != 2 {
+		for _, g := range got {
+			t.Logf("container %s %s", g.Name, g.State.Status)
+		}
+		t.Errorf("%d containers left, want 2 (drained ones removed)", len(got))
+	}
+
+	// Restart safety: a drain under way when the daemon goes.
+	pg.Exec(t, fmt.Sprintf("INSERT INTO tasks (duration_ms) SELECT %d FROM generate_series(1, 2)", (8*time.Second)/time.Millisecond))
+	waitUntil(t, "2 more jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 6 })
+	mustScale(t, tg, 1)
+	if err := tg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "drains", "compose-"+project+"-worker.json")); err != nil {
+		t.Fatalf("no drain record in state_dir: %v", err)
+	}
+	tg2 := build()
+	t.Cleanup(func() { tg2.Close(context.Background()) })
+	st, err := tg2.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Replicas != 1 {
+		t.Errorf("restarted: %d replicas, want 1 (the quiet one is still draining)", st.Replicas)
+	}
+	ds := tg2.Drains()
+	if len(ds) != 1 || !strings.Contains(ds[0].Reason, "drain resumed after a daemon restart") {
+		t.Fatalf("restarted: drains %+v, want the one left by the first run", ds)
+	}
+	waitUntil(t, "the resumed drain over", 20*time.Second, func() bool { return tg2.Drains()[0].State.Over() })
+	if d := tg2.Drains()[0]; d.State != targets.DrainStopped {
+		t.Errorf("resumed drain ended %q", d.State)
+	}
+	// The kept replica's job may still run; a cut job never ends.
+	waitUntil(t, "every job done", 15*time.Second, func() bool {
+		for _, r := range composeRuns(t, pg) {
+			if r.status != "done" || r.finished == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if got := serviceContainers(t, c, project, "worker"); len(got) != 1 {
+		t.Errorf("%d containers left, want 1", len(got))
+	}
+}
+
+// testWriter sends the target's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func mustClient(t *testing.T, tg *Target) api {
+	t.Helper()
+	c, err := tg.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
