@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/client"
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
@@ -108,13 +109,10 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
-// TestComposeDrainJobWorkers: 6 containers working jobs from a Postgres task table, 4 of
-// them mid-job; scaling to 2 drains the 2 idle ones at once and the 2 chosen busy ones
-// when their jobs end: no job is cut short or run twice, and the drained containers are
-// removed. Then a drain survives a daemon restart: the target is closed mid-drain and a
-// new one (the same state_dir) finds the quiet container, drains it on and stops it once
-// its job is done.
-func TestComposeDrainJobWorkers(t *testing.T) {
+// startJobWorkers starts Postgres with the job tables, the forwarder and a compose
+// project whose worker service runs testworker pgjobs (one replica).
+func startJobWorkers(t *testing.T) (*client.Client, *testenv.Postgres, string) {
+	t.Helper()
 	c := testenv.Docker(t)
 	img := testenv.WorkerImage(t, c)
 	pg := testenv.StartPostgres(t)
@@ -136,21 +134,41 @@ func TestComposeDrainJobWorkers(t *testing.T) {
 	project := projectName("ascdrain")
 	testenv.ComposeProject(t, project, fmt.Sprintf(composeJobs, img, dsn))
 
-	stateDir := t.TempDir()
-	cfg := &Config{Project: project, Service: "worker", StopTimeout: -1, RemoveVolumes: true, Drain: &drain.Config{
+	return c, pg, project
+}
+
+// jobsConfig is the drain of the job workers: busy on :8080/busy, SIGTSTP and SIGCONT.
+func jobsConfig(project string, timeout time.Duration) *Config {
+	return &Config{Project: project, Service: "worker", StopTimeout: -1, RemoveVolumes: true, Drain: &drain.Config{
 		Busy:         drain.Probe{HTTP: &drain.HTTP{Port: 8080, Path: "/busy"}},
 		QuietSignal:  "SIGTSTP",
 		ResumeSignal: "SIGCONT",
-		Timeout:      configs.Duration(time.Minute),
+		Timeout:      configs.Duration(timeout),
 		Poll:         configs.Duration(200 * time.Millisecond),
 	}}
-	build := func() *Target {
-		tg, err := New(cfg, targets.Deps{Policy: "test", Global: &configs.Config{StateDir: stateDir}, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tg.(*Target)
+}
+
+// jobsTarget builds a target as a daemon with state_dir does; the log goes to the test's.
+func jobsTarget(t *testing.T, cfg *Config, stateDir string) *Target {
+	t.Helper()
+	tg, err := New(cfg, targets.Deps{Policy: "test", Global: &configs.Config{StateDir: stateDir}, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return tg.(*Target)
+}
+
+// TestComposeDrainJobWorkers: 6 containers working jobs from a Postgres task table, 4 of
+// them mid-job; scaling to 2 drains the 2 idle ones at once and the 2 chosen busy ones
+// when their jobs end: no job is cut short or run twice, and the drained containers are
+// removed. Then a drain survives a daemon restart: the target is closed mid-drain and a
+// new one (the same state_dir) finds the quiet container, drains it on and stops it once
+// its job is done.
+func TestComposeDrainJobWorkers(t *testing.T) {
+	c, pg, project := startJobWorkers(t)
+	stateDir := t.TempDir()
+	cfg := jobsConfig(project, time.Minute)
+	build := func() *Target { return jobsTarget(t, cfg, stateDir) }
 	tg := build()
 	mustScale(t, tg, 6)
 	ctx := context.Background()
@@ -276,4 +294,86 @@ func mustClient(t *testing.T, tg *Target) api {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestComposeDrainTimeoutAndOrphan: a drain timeout shorter than the job stops the
+// container anyway (its job is left unfinished, leased, for the queue to recover); and a
+// container left quiet by a run whose configuration then loses its drain block is told
+// to resume by the next run, so the pool is not left quiet.
+func TestComposeDrainTimeoutAndOrphan(t *testing.T) {
+	c, pg, project := startJobWorkers(t)
+	ctx := context.Background()
+	stateDir := t.TempDir()
+	tg := jobsTarget(t, jobsConfig(project, 1500*time.Millisecond), stateDir)
+	mustScale(t, tg, 3)
+	waitUntil(t, "3 busy endpoints", 20*time.Second, func() bool {
+		rs, err := tg.replicas(ctx, mustClient(t, tg))
+		if err != nil || len(rs) != 3 {
+			return false
+		}
+		for _, r := range rs {
+			if _, err := tg.busy(ctx, mustClient(t, tg), tg.cfg.Drain, r); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	pg.Exec(t, "INSERT INTO tasks (duration_ms) SELECT 60000 FROM generate_series(1, 3)")
+	waitUntil(t, "3 jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 3 })
+
+	rs, err := tg.replicas(ctx, mustClient(t, tg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustScale(t, tg, 2)
+	waitUntil(t, "the drain over", 15*time.Second, func() bool { return tg.Drains()[0].State.Over() })
+	d := tg.Drains()[0]
+	if d.State != targets.DrainTimedOut {
+		t.Fatalf("drain ended %q, want timed out", d.State)
+	}
+	if took := d.Ended.Sub(d.Since); took < 1500*time.Millisecond || took > 10*time.Second {
+		t.Errorf("timed-out drain took %s", took)
+	}
+	var drainedHost string
+	for _, r := range rs {
+		if r.name == d.Replica {
+			drainedHost = r.id[:12]
+		}
+	}
+	cut := 0
+	for _, r := range composeRuns(t, pg) {
+		if r.host == drainedHost && r.finished == nil && r.status == "running" {
+			cut++
+		}
+	}
+	if got := serviceContainers(t, c, project, "worker"); len(got) != 2 {
+		t.Errorf("%d containers, want 2", len(got))
+	}
+	if err := tg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A drain under way when the daemon goes; the next run has no drain block.
+	tg2 := jobsTarget(t, jobsConfig(project, time.Hour), stateDir)
+	mustScale(t, tg2, 1)
+	quiet := tg2.Drains()[0].Replica
+	waitUntil(t, "the worker quiet", 10*time.Second, func() bool { return strings.Contains(logsOf(t, quiet), "quiet=true") })
+	if err := tg2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plain := jobsConfig(project, 0)
+	plain.Drain = nil
+	tg3 := jobsTarget(t, plain, stateDir)
+	t.Cleanup(func() { tg3.Close(context.Background()) })
+	st, err := tg3.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Replicas != 2 {
+		t.Errorf("without a drain block: %d replicas, want 2 (the quiet one resumed)", st.Replicas)
+	}
+	waitUntil(t, "the quiet worker resumed", 10*time.Second, func() bool { return strings.Contains(logsOf(t, quiet), "quiet=false") })
+	if cut != 1 {
+		t.Errorf("the timed-out replica left %d unfinished jobs, want its 1 job cut short", cut)
+	}
 }
