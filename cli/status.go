@@ -68,6 +68,9 @@ func (a *app) statusCmd() *cobra.Command {
 				if p.DryRun {
 					state = append(state, "dry-run")
 				}
+				if n := draining(p.Draining); n > 0 {
+					state = append(state, fmt.Sprintf("draining %d", n))
+				}
 				if p.LastError != "" {
 					state = append(state, "error")
 				}
@@ -85,6 +88,17 @@ func (a *app) statusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "addr", "", "the daemon's HOST:PORT (default $AUTOSCALERD_LISTEN, then "+configs.DefaultListen+")")
 	return cmd
+}
+
+// draining counts the drains in progress (the status also lists recently ended ones).
+func draining(ds []engine.DrainView) int {
+	n := 0
+	for _, d := range ds {
+		if !d.State.Over() {
+			n++
+		}
+	}
+	return n
 }
 
 // shorten keeps the end of a reason chain, where the decision is.
