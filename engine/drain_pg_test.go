@@ -1,54 +1,19 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
-
-var pgWorker struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// pgJobsWorker builds internal/testing/testworker once per test binary.
-func pgJobsWorker(t *testing.T) string {
-	t.Helper()
-	pgWorker.once.Do(func() {
-		bin, err := testenv.BuildStatic(t, "./internal/testing/testworker")
-		if err != nil {
-			pgWorker.err = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "pgjobs-worker")
-		if err != nil {
-			pgWorker.err = err
-			return
-		}
-		pgWorker.path = filepath.Join(dir, "testworker")
-		pgWorker.err = os.WriteFile(pgWorker.path, bin, 0o755)
-	})
-	if pgWorker.err != nil {
-		t.Fatalf("building the test worker: %v", pgWorker.err)
-	}
-	return pgWorker.path
-}
 
 // freePortRange finds base such that base+1..base+n are free on 127.0.0.1. It looks
 // below the ephemeral range, where bind(0) and outgoing connections take ports.
@@ -75,42 +40,6 @@ func freePortRange(t *testing.T, n int) int {
 	}
 	t.Fatalf("no %d consecutive free ports", n)
 	return 0
-}
-
-type jobRun struct {
-	task     int64
-	status   string
-	worker   string
-	started  time.Time
-	finished *time.Time
-}
-
-func jobRuns(t *testing.T, pg *testenv.Postgres) []jobRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pg.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT r.task_id, t.status, r.worker, r.started_at, r.finished_at FROM runs r JOIN tasks t ON t.id = r.task_id ORDER BY r.task_id, r.started_at`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []jobRun
-	for rows.Next() {
-		var r jobRun
-		if err := rows.Scan(&r.task, &r.status, &r.worker, &r.started, &r.finished); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // replicaOf is the AUTOSCALER_REPLICA in a pgjobs worker name (host/replica:pid).
@@ -184,12 +113,7 @@ func TestDrainPostgresJobWorkers(t *testing.T) {
 
 func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 	pg := testenv.StartPostgres(t)
-	worker := pgJobsWorker(t)
-	init := exec.Command(worker, "pgjobs", "init")
-	init.Env = append(os.Environ(), "PG_DSN="+pg.DSN())
-	if out, err := init.CombinedOutput(); err != nil {
-		t.Fatalf("pgjobs init: %v: %s", err, out)
-	}
+	worker := testenv.PGJobsWorker(t, pg)
 	base := freePortRange(t, 6)
 	dir := t.TempDir()
 	q := filepath.Join(dir, "want")
@@ -233,12 +157,12 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 
 	jobMs := strconv.Itoa(int(job / time.Millisecond))
 	pg.Exec(t, "INSERT INTO tasks (duration_ms) VALUES ("+jobMs+"), ("+jobMs+"), ("+jobMs+"), ("+jobMs+")")
-	r.waitFor("4 jobs taken by 4 workers", 10*time.Second, func() bool { return len(jobRuns(t, pg)) == 4 })
+	r.waitFor("4 jobs taken by 4 workers", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 4 })
 	// The workers without a job, from the job table (a busy probe could catch an idle
 	// worker in the middle of a claim that finds nothing, and rightly say busy).
 	idle := map[string]bool{"1": true, "2": true, "3": true, "4": true, "5": true, "6": true}
-	for _, jr := range jobRuns(t, pg) {
-		delete(idle, replicaOf(jr.worker))
+	for _, jr := range pg.JobRuns(t) {
+		delete(idle, replicaOf(jr.Worker))
 	}
 	if len(idle) != 2 {
 		t.Fatalf("%d workers idle with 4 jobs for 6 workers, want 2: %v", len(idle), idle)
@@ -287,13 +211,13 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 	if st.Current != 2 {
 		t.Errorf("current = %d after the drain, want 2", st.Current)
 	}
-	runs := jobRuns(t, pg)
+	runs := pg.JobRuns(t)
 	finishedAt := map[string]time.Time{}
 	tasks := map[int64]int{}
 	for _, jr := range runs {
-		tasks[jr.task]++
-		if jr.finished != nil {
-			finishedAt[jr.worker] = *jr.finished
+		tasks[jr.Task]++
+		if jr.Finished != nil {
+			finishedAt[jr.Worker] = *jr.Finished
 		}
 	}
 	for task, n := range tasks {
@@ -313,8 +237,8 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 
 	if timeout > job {
 		for _, jr := range runs {
-			if jr.status != "done" || jr.finished == nil {
-				t.Errorf("task %d (worker %s) is %s, finished %v: a job was cut short", jr.task, jr.worker, jr.status, jr.finished)
+			if jr.Status != "done" || jr.Finished == nil {
+				t.Errorf("task %d (worker %s) is %s, finished %v: a job was cut short", jr.Task, jr.Worker, jr.Status, jr.Finished)
 			}
 		}
 		for _, d := range busyDrains {
@@ -341,20 +265,20 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 	} else {
 		r.waitFor("the kept workers' jobs done", job+10*time.Second, func() bool {
 			done := 0
-			for _, jr := range jobRuns(t, pg) {
-				if jr.finished != nil {
+			for _, jr := range pg.JobRuns(t) {
+				if jr.Finished != nil {
 					done++
 				}
 			}
 			return done == 2
 		})
-		runs = jobRuns(t, pg)
+		runs = pg.JobRuns(t)
 		cut := 0
 		for _, jr := range runs {
-			if jr.finished == nil {
+			if jr.Finished == nil {
 				cut++
-				if jr.status != "running" {
-					t.Errorf("cut task %d is %s", jr.task, jr.status)
+				if jr.Status != "running" {
+					t.Errorf("cut task %d is %s", jr.Task, jr.Status)
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -329,60 +330,43 @@ func (t *Target) takeBack(ctx context.Context, c api, all []replica, k int) int 
 	return taken
 }
 
-// busy asks container r whether it is working.
-func (t *Target) busy(ctx context.Context, c api, cfg *drain.Config, r replica) (bool, error) {
-	p := cfg.Busy
-	switch {
-	case p.HTTP != nil:
-		url, err := t.containerURL(ctx, c, r, p.HTTP)
-		if err != nil {
-			return false, err
-		}
-		return drain.GetBusy(ctx, t.dr.httpc, url)
-	case p.Exec != nil:
-		code, err := t.execIn(ctx, c, r, p.Exec)
-		return drain.ExitBusy(code, err)
-	default:
-		_, err := c.ContainerStatPath(ctx, r.id, client.ContainerStatPathOptions{Path: p.File})
-		switch {
-		case err == nil:
-			return true, nil
-		case cerrdefs.IsNotFound(err):
-			// The file, or the container, is gone; tell them apart.
-			if _, ierr := c.ContainerInspect(ctx, r.id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(ierr) {
-				return false, ierr
+// reach is how the drain reaches container r: its IP, `docker exec`, `docker kill
+// --signal`, and a stat of a path inside it.
+func (t *Target) reach(c api, r replica) drain.Reach {
+	return drain.Reach{
+		Client: t.dr.httpc,
+		URL:    func(ctx context.Context, h *drain.HTTP) (string, error) { return t.containerURL(ctx, c, r, h) },
+		Run:    func(ctx context.Context, argv []string) (int, error) { return t.execIn(ctx, c, r, argv) },
+		Signal: func(ctx context.Context, sig syscall.Signal) error {
+			_, err := c.ContainerKill(ctx, r.id, client.ContainerKillOptions{Signal: drain.SignalName(sig)})
+			return err
+		},
+		File: func(ctx context.Context, path string) (bool, error) {
+			_, err := c.ContainerStatPath(ctx, r.id, client.ContainerStatPathOptions{Path: path})
+			switch {
+			case err == nil:
+				return true, nil
+			case cerrdefs.IsNotFound(err):
+				// The file, or the container, is gone; tell them apart.
+				if _, ierr := c.ContainerInspect(ctx, r.id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(ierr) {
+					return false, ierr
+				}
+				return false, nil
 			}
-			return false, nil
-		}
-		return false, err
+			return false, err
+		},
 	}
 }
 
-// signalOrCall sends sig to the container, or makes the call; neither is a no-op.
+// busy asks container r whether it is working.
+func (t *Target) busy(ctx context.Context, c api, cfg *drain.Config, r replica) (bool, error) {
+	return t.reach(c, r).Busy(ctx, cfg.Busy)
+}
+
+// signalOrCall sends sig to the container, or makes the call.
 func (t *Target) signalOrCall(ctx context.Context, c api, r replica, sig string, call *drain.Probe) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	switch {
-	case sig != "":
-		s, err := drain.ParseSignal(sig)
-		if err != nil {
-			return err
-		}
-		if _, err := c.ContainerKill(ctx, r.id, client.ContainerKillOptions{Signal: drain.SignalName(s)}); err != nil {
-			return fmt.Errorf("sending %s to %s: %w", drain.SignalName(s), r.name, err)
-		}
-	case call != nil && call.HTTP != nil:
-		url, err := t.containerURL(ctx, c, r, call.HTTP)
-		if err != nil {
-			return err
-		}
-		return drain.Post(ctx, t.dr.httpc, url)
-	case call != nil && call.Exec != nil:
-		code, err := t.execIn(ctx, c, r, call.Exec)
-		if err == nil && code != 0 {
-			err = fmt.Errorf("%s in %s: exit code %d", call.Exec[0], r.name, code)
-		}
-		return err
+	if err := t.reach(c, r).Tell(ctx, sig, call); err != nil {
+		return fmt.Errorf("%s: %w", r.name, err)
 	}
 	return nil
 }

@@ -3,17 +3,14 @@ package compose
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -35,67 +32,10 @@ services:
     extra_hosts: ["host.docker.internal:host-gateway"]
 `
 
-// forward accepts on all addresses of the host (the containers come from a bridge) and
-// forwards to Postgres on 127.0.0.1, whose pg_hba lets only loopback in.
-func forward(t *testing.T, to string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", to)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type composeRun struct {
-	task     int64
-	status   string
-	host     string // the worker's container (short ID)
-	finished *time.Time
-}
-
-func composeRuns(t *testing.T, pg *testenv.Postgres) []composeRun {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT r.task_id, t.status, r.worker, r.finished_at FROM runs r JOIN tasks t ON t.id = r.task_id ORDER BY r.task_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []composeRun
-	for rows.Next() {
-		var r composeRun
-		var worker string
-		if err := rows.Scan(&r.task, &r.status, &worker, &r.finished); err != nil {
-			t.Fatal(err)
-		}
-		r.host, _, _ = strings.Cut(worker, "/")
-		out = append(out, r)
-	}
-	return out
+// hostOf is the container (its short ID, the hostname) of a pgjobs worker name.
+func hostOf(worker string) string {
+	host, _, _ := strings.Cut(worker, "/")
+	return host
 }
 
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -116,20 +56,15 @@ func startJobWorkers(t *testing.T) (*client.Client, *testenv.Postgres, string) {
 	c := testenv.Docker(t)
 	img := testenv.WorkerImage(t, c)
 	pg := testenv.StartPostgres(t)
-	bin, err := testenv.BuildStatic(t, "./internal/testing/testworker")
+	testenv.PGJobsWorker(t, pg)
+	// The containers come from a bridge; Postgres's pg_hba lets only loopback in, so a
+	// forwarder on all of the host's addresses relays them.
+	l, err := net.Listen("tcp", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker := filepath.Join(t.TempDir(), "testworker")
-	if err := os.WriteFile(worker, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	init := exec.Command(worker, "pgjobs", "init")
-	init.Env = append(os.Environ(), "PG_DSN="+pg.DSN())
-	if out, err := init.CombinedOutput(); err != nil {
-		t.Fatalf("pgjobs init: %v: %s", err, out)
-	}
-	port := forward(t, fmt.Sprintf("127.0.0.1:%d", pg.Port))
+	testenv.Forward(t, l, fmt.Sprintf("127.0.0.1:%d", pg.Port))
+	port := l.Addr().(*net.TCPAddr).Port
 	dsn := fmt.Sprintf("postgres://%s:%s@host.docker.internal:%d/%s?sslmode=disable", pg.User, pg.Password, port, pg.Database)
 	project := projectName("ascdrain")
 	testenv.ComposeProject(t, project, fmt.Sprintf(composeJobs, img, dsn))
@@ -187,10 +122,10 @@ func TestComposeDrainJobWorkers(t *testing.T) {
 
 	const job = 5 * time.Second
 	pg.Exec(t, fmt.Sprintf("INSERT INTO tasks (duration_ms) SELECT %d FROM generate_series(1, 4)", job/time.Millisecond))
-	waitUntil(t, "4 jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 4 })
+	waitUntil(t, "4 jobs taken", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 4 })
 	busyHosts := map[string]bool{}
-	for _, r := range composeRuns(t, pg) {
-		busyHosts[r.host] = true
+	for _, r := range pg.JobRuns(t) {
+		busyHosts[hostOf(r.Worker)] = true
 	}
 	nameOf := map[string]string{}
 	for _, r := range rs {
@@ -226,9 +161,9 @@ func TestComposeDrainJobWorkers(t *testing.T) {
 			t.Errorf("idle %s took %s to drain", d.Replica, d.Ended.Sub(start))
 		}
 	}
-	for _, r := range composeRuns(t, pg) {
-		if r.status != "done" || r.finished == nil {
-			t.Errorf("task %d is %s (finished %v): cut short", r.task, r.status, r.finished)
+	for _, r := range pg.JobRuns(t) {
+		if r.Status != "done" || r.Finished == nil {
+			t.Errorf("task %d is %s (finished %v): cut short", r.Task, r.Status, r.Finished)
 		}
 	}
 	if got := serviceContainers(t, c, project, "worker"); len(got) != 2 {
@@ -240,7 +175,7 @@ func TestComposeDrainJobWorkers(t *testing.T) {
 
 	// Restart safety: a drain under way when the daemon goes.
 	pg.Exec(t, fmt.Sprintf("INSERT INTO tasks (duration_ms) SELECT %d FROM generate_series(1, 2)", (8*time.Second)/time.Millisecond))
-	waitUntil(t, "2 more jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 6 })
+	waitUntil(t, "2 more jobs taken", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 6 })
 	mustScale(t, tg, 1)
 	if err := tg.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -267,8 +202,8 @@ func TestComposeDrainJobWorkers(t *testing.T) {
 	}
 	// The kept replica's job may still run; a cut job never ends.
 	waitUntil(t, "every job done", 15*time.Second, func() bool {
-		for _, r := range composeRuns(t, pg) {
-			if r.status != "done" || r.finished == nil {
+		for _, r := range pg.JobRuns(t) {
+			if r.Status != "done" || r.Finished == nil {
 				return false
 			}
 		}
@@ -319,7 +254,7 @@ func TestComposeDrainTimeoutAndOrphan(t *testing.T) {
 		return true
 	})
 	pg.Exec(t, "INSERT INTO tasks (duration_ms) SELECT 60000 FROM generate_series(1, 3)")
-	waitUntil(t, "3 jobs taken", 10*time.Second, func() bool { return len(composeRuns(t, pg)) == 3 })
+	waitUntil(t, "3 jobs taken", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 3 })
 
 	rs, err := tg.replicas(ctx, mustClient(t, tg))
 	if err != nil {
@@ -341,8 +276,8 @@ func TestComposeDrainTimeoutAndOrphan(t *testing.T) {
 		}
 	}
 	cut := 0
-	for _, r := range composeRuns(t, pg) {
-		if r.host == drainedHost && r.finished == nil && r.status == "running" {
+	for _, r := range pg.JobRuns(t) {
+		if hostOf(r.Worker) == drainedHost && r.Finished == nil && r.Status == "running" {
 			cut++
 		}
 	}

@@ -213,24 +213,34 @@ var signals = map[string]syscall.Signal{
 	"SIGTTOU":  syscall.SIGTTOU,
 }
 
-// ParseSignal accepts a quiet or resume signal name, with or without SIG, in any case.
-func ParseSignal(s string) (syscall.Signal, error) {
+// LookupSignal finds a signal name in table, with or without the SIG prefix, in any
+// case ("SIGTERM", "TERM", "sigint").
+func LookupSignal(s string, table map[string]syscall.Signal) (syscall.Signal, bool) {
 	name := strings.ToUpper(strings.TrimSpace(s))
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
-	if sig, ok := signals[name]; ok {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("%q is not a quiet or resume signal (use one of SIGTSTP, SIGCONT, SIGUSR1, SIGUSR2, SIGHUP, SIGINT, SIGQUIT, SIGWINCH, SIGTTIN, SIGTTOU; the SIG prefix is optional)", s)
+	sig, ok := table[name]
+	return sig, ok
 }
 
-// SignalName is the name of a quiet or resume signal as the config spells it.
-func SignalName(sig syscall.Signal) string {
-	for name, s := range signals {
+// NameIn is the name table gives sig, else Go's description of it.
+func NameIn(sig syscall.Signal, table map[string]syscall.Signal) string {
+	for name, s := range table {
 		if s == sig {
 			return name
 		}
 	}
 	return sig.String()
 }
+
+// ParseSignal accepts a quiet or resume signal name, with or without SIG, in any case.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if sig, ok := LookupSignal(s, signals); ok {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("%q is not a quiet or resume signal (use one of SIGTSTP, SIGCONT, SIGUSR1, SIGUSR2, SIGHUP, SIGINT, SIGQUIT, SIGWINCH, SIGTTIN, SIGTTOU; the SIG prefix is optional)", s)
+}
+
+// SignalName is the name of a quiet or resume signal as the config spells it.
+func SignalName(sig syscall.Signal) string { return NameIn(sig, signals) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
@@ -255,4 +256,64 @@ func (b *Book) prune(now time.Time) {
 		}
 		return false
 	})
+}
+
+// Reach is how a target reaches one replica; Busy and Tell do the rest the same way for
+// every target.
+type Reach struct {
+	Client *http.Client
+	// URL is where the replica serves h (its port or base port, and path).
+	URL func(ctx context.Context, h *HTTP) (string, error)
+	// Run runs argv for the replica and returns its exit code; err when it did not run
+	// to an exit.
+	Run func(ctx context.Context, argv []string) (int, error)
+	// Signal sends sig to the replica.
+	Signal func(ctx context.Context, sig syscall.Signal) error
+	// File reports whether path exists for the replica.
+	File func(ctx context.Context, path string) (bool, error)
+}
+
+// Busy asks the replica through p whether it is working.
+func (r Reach) Busy(ctx context.Context, p Probe) (bool, error) {
+	switch {
+	case p.HTTP != nil:
+		url, err := r.URL(ctx, p.HTTP)
+		if err != nil {
+			return false, err
+		}
+		return GetBusy(ctx, r.Client, url)
+	case p.Exec != nil:
+		return ExitBusy(r.Run(ctx, p.Exec))
+	}
+	return r.File(ctx, p.File)
+}
+
+// Tell sends a quiet or resume: the signal sig when given, else the call (nil: nothing
+// to do).
+func (r Reach) Tell(ctx context.Context, sig string, call *Probe) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	switch {
+	case sig != "":
+		s, err := ParseSignal(sig)
+		if err != nil {
+			return err
+		}
+		if err := r.Signal(ctx, s); err != nil {
+			return fmt.Errorf("sending %s: %w", SignalName(s), err)
+		}
+	case call != nil && call.HTTP != nil:
+		url, err := r.URL(ctx, call.HTTP)
+		if err != nil {
+			return err
+		}
+		return Post(ctx, r.Client, url)
+	case call != nil && call.Exec != nil:
+		code, err := r.Run(ctx, call.Exec)
+		if err == nil && code != 0 {
+			err = fmt.Errorf("%s: exit code %d", call.Exec[0], code)
+		}
+		return err
+	}
+	return nil
 }

@@ -169,63 +169,58 @@ func (t *target) takeBack(ctx context.Context, k int) int {
 	return taken
 }
 
+// reach is how the drain reaches replica idx: its port on loopback, commands with its
+// environment, signals to its process group, files with {replica} in their name.
+func (t *target) reach(idx int) drain.Reach {
+	return drain.Reach{
+		Client: t.httpc,
+		URL: func(_ context.Context, h *drain.HTTP) (string, error) {
+			return t.replicaURL(h, idx), nil
+		},
+		Run: func(ctx context.Context, argv []string) (int, error) { return t.runFor(ctx, argv, idx) },
+		Signal: func(_ context.Context, sig syscall.Signal) error {
+			t.mu.Lock()
+			r := t.draining[idx]
+			if r == nil {
+				r = t.live[idx]
+			}
+			t.mu.Unlock()
+			if r == nil || r.pid.Load() == 0 {
+				return nil // between a crash and its restart: nothing runs to be told
+			}
+			if err := syscall.Kill(-int(r.pid.Load()), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return err
+			}
+			return nil
+		},
+		File: func(_ context.Context, path string) (bool, error) {
+			path = strings.ReplaceAll(path, "{replica}", strconv.Itoa(idx))
+			if !filepath.IsAbs(path) && t.dir != "" {
+				path = filepath.Join(t.dir, path)
+			}
+			_, err := os.Stat(path)
+			switch {
+			case err == nil:
+				return true, nil
+			case errors.Is(err, os.ErrNotExist):
+				return false, nil
+			}
+			return false, err
+		},
+	}
+}
+
 // busy asks replica idx whether it is working.
 func (t *target) busy(ctx context.Context, cfg *drain.Config, idx int) (bool, error) {
-	p := cfg.Busy
-	switch {
-	case p.HTTP != nil:
-		return drain.GetBusy(ctx, t.httpc, t.replicaURL(p.HTTP, idx))
-	case p.Exec != nil:
-		code, err := t.runFor(ctx, p.Exec, idx)
-		return drain.ExitBusy(code, err)
-	default:
-		path := strings.ReplaceAll(p.File, "{replica}", strconv.Itoa(idx))
-		if !filepath.IsAbs(path) && t.dir != "" {
-			path = filepath.Join(t.dir, path)
-		}
-		_, err := os.Stat(path)
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, os.ErrNotExist):
-			return false, nil
-		}
-		return false, err
-	}
+	return t.reach(idx).Busy(ctx, cfg.Busy)
 }
 
 // quiet tells replica r to take no new work (or, with resume, to take work again).
 func (t *target) quiet(ctx context.Context, cfg *drain.Config, r *replica, resume bool) error {
-	sigName, call := cfg.QuietSignal, cfg.Quiet
 	if resume {
-		sigName, call = cfg.ResumeSignal, cfg.Resume
+		return t.reach(r.index).Tell(ctx, cfg.ResumeSignal, cfg.Resume)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	switch {
-	case sigName != "":
-		sig, err := drain.ParseSignal(sigName)
-		if err != nil {
-			return err
-		}
-		pid := int(r.pid.Load())
-		if pid == 0 {
-			return nil // between a crash and its restart: nothing runs to be told
-		}
-		if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("sending %s: %w", drain.SignalName(sig), err)
-		}
-		return nil
-	case call != nil && call.HTTP != nil:
-		return drain.Post(ctx, t.httpc, t.replicaURL(call.HTTP, r.index))
-	case call != nil && call.Exec != nil:
-		code, err := t.runFor(ctx, call.Exec, r.index)
-		if err == nil && code != 0 {
-			err = fmt.Errorf("%s: exit code %d", call.Exec[0], code)
-		}
-		return err
-	}
-	return nil
+	return t.reach(r.index).Tell(ctx, cfg.QuietSignal, cfg.Quiet)
 }
 
 func (t *target) replicaURL(h *drain.HTTP, idx int) string {
