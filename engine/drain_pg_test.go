@@ -111,15 +111,17 @@ func TestDrainPostgresJobWorkers(t *testing.T) {
 	}
 }
 
-func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
-	pg := testenv.StartPostgres(t)
+// startJobsRig runs an engine whose policy scales pgjobs workers (process target, drain
+// on their busy endpoints, SIGTSTP/SIGCONT) to the count in a file, and waits for 6.
+func startJobsRig(t *testing.T, timeout time.Duration) (r *rig, pg *testenv.Postgres, base int, q string) {
+	t.Helper()
+	pg = testenv.StartPostgres(t)
 	worker := testenv.PGJobsWorker(t, pg)
-	base := freePortRange(t, 6)
-	dir := t.TempDir()
-	q := filepath.Join(dir, "want")
+	base = freePortRange(t, 6)
+	q = filepath.Join(t.TempDir(), "want")
 	writeFile(t, q, "6")
 
-	r := newRig(t, nil)
+	r = newRig(t, nil)
 	r.apply(fmt.Sprintf(`policies:
   - name: jobs
     target:
@@ -154,7 +156,11 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 		}
 		return true
 	})
+	return r, pg, base, q
+}
 
+func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
+	r, pg, _, q := startJobsRig(t, timeout)
 	jobMs := strconv.Itoa(int(job / time.Millisecond))
 	pg.Exec(t, "INSERT INTO tasks (duration_ms) VALUES ("+jobMs+"), ("+jobMs+"), ("+jobMs+"), ("+jobMs+")")
 	r.waitFor("4 jobs taken by 4 workers", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 4 })
@@ -306,5 +312,70 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 	})
 	if n := r.metricValue("autoscalerd_policy_replicas", map[string]string{"policy": "jobs", "kind": "draining"}); n != 0 {
 		t.Errorf("draining gauge = %v after the drains, want 0", n)
+	}
+}
+
+// TestDrainTakenBackWhenDemandReturns: demand comes back while 2 busy workers drain; the
+// engine's scale-up resumes them (SIGCONT) instead of starting new ones for them, says so
+// in the reason, and counts the drains as called off. Their jobs finish, and they go on
+// taking jobs.
+func TestDrainTakenBackWhenDemandReturns(t *testing.T) {
+	r, pg, _, q := startJobsRig(t, time.Minute)
+	pg.Exec(t, "INSERT INTO tasks (duration_ms) SELECT 4000 FROM generate_series(1, 4)")
+	r.waitFor("4 jobs taken", 10*time.Second, func() bool { return len(pg.JobRuns(t)) == 4 })
+	writeFile(t, q, "2")
+	r.waitFor("2 busy workers draining", 10*time.Second, func() bool {
+		n := 0
+		for _, d := range r.status("jobs").Draining {
+			if d.State == targets.DrainWaiting {
+				n++
+			}
+		}
+		return n == 2
+	})
+	started := strings.Count(r.log.String(), "ready, busy endpoint on")
+	writeFile(t, q, "4")
+	r.waitFor("back at 4", 10*time.Second, func() bool { return r.status("jobs").Current == 4 })
+	st := r.status("jobs")
+	if d := st.LastDecision; d == nil || !strings.Contains(d.Reason, "→ took back draining replica ") {
+		t.Errorf("the scale-up's reason does not say it took replicas back: %+v", d)
+	}
+	back := 0
+	for _, d := range st.Draining {
+		if d.State == targets.DrainTakenBack {
+			back++
+		}
+	}
+	if back != 2 {
+		t.Errorf("%d drains taken back, want 2: %+v", back, st.Draining)
+	}
+	r.waitFor("drains_called_off_total = 2", 5*time.Second, func() bool {
+		return r.metricValue("autoscalerd_drains_called_off_total", map[string]string{"policy": "jobs"}) == 2
+	})
+	// 2 idle ones were stopped; 4 = the 2 kept + the 2 taken back: nothing new started.
+	time.Sleep(time.Second)
+	if n := strings.Count(r.log.String(), "ready, busy endpoint on") - started; n != 0 {
+		t.Errorf("%d new workers started; the 2 taken back were enough", n)
+	}
+	if n := strings.Count(r.log.String(), "quiet=false"); n != 2 {
+		t.Errorf("%d workers told to resume, want 2", n)
+	}
+	// The resumed workers finish their jobs and take new ones.
+	pg.Exec(t, "INSERT INTO tasks (duration_ms) SELECT 100 FROM generate_series(1, 8)")
+	r.waitFor("every job done", 20*time.Second, func() bool {
+		runs := pg.JobRuns(t)
+		for _, jr := range runs {
+			if jr.Finished == nil {
+				return false
+			}
+		}
+		return len(runs) == 12
+	})
+	seen := map[int64]bool{}
+	for _, jr := range pg.JobRuns(t) {
+		if seen[jr.Task] {
+			t.Errorf("task %d run twice", jr.Task)
+		}
+		seen[jr.Task] = true
 	}
 }
