@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -242,4 +243,40 @@ func TestDrainCloseStopsDrainingReplicas(t *testing.T) {
 	if n := len(rec.matching(`got SIGTERM replica=[12]`)); n != 2 {
 		t.Errorf("%d replicas got SIGTERM at close, want 2\n%s", n, rec.dump())
 	}
+}
+
+// TestDrainBlockUpdatesInPlace: a reload that adds a drain block keeps the running
+// replicas, and the next scale-down drains.
+func TestDrainBlockUpdatesInPlace(t *testing.T) {
+	tg, rec := newTestTarget(t, "drainee", map[string]string{"BUSY_DIR": t.TempDir()}, nil, testTiming)
+	mustScale(t, tg, 2)
+	rec.waitN(t, `drainee ready`, 2, 10*time.Second)
+	before := tg.pids()
+
+	cfg := defaultConfig()
+	cfg.Command = slices.Clone(tg.argv)
+	cfg.StopTimeout = configs.Duration(5 * time.Second)
+	cfg.Env = map[string]configs.Secret{childModeEnv: configs.NewSecret("drainee"), "BUSY_DIR": configs.NewSecret(strings.TrimPrefix(envOf(tg, "BUSY_DIR"), "BUSY_DIR="))}
+	cfg.Drain = &drain.Config{Busy: drain.Probe{File: "/nonexistent/busy.{replica}"}, QuietSignal: "SIGUSR1"}
+	apply, ok := tg.Update(cfg)
+	if !ok {
+		t.Fatal("a new drain block needs a new group")
+	}
+	apply()
+	if got := tg.pids(); !maps.Equal(got, before) {
+		t.Fatalf("replicas changed: %v → %v", before, got)
+	}
+	mustScale(t, tg, 1)
+	// Both idle: the least recently started goes, 1.
+	rec.waitN(t, `quiet replica=1`, 1, 5*time.Second)
+	waitDrainState(t, tg, rec, "1", targets.DrainStopped, 5*time.Second)
+}
+
+func envOf(tg *target, name string) string {
+	for _, kv := range tg.env {
+		if strings.HasPrefix(kv, name+"=") {
+			return kv
+		}
+	}
+	return ""
 }

@@ -39,7 +39,8 @@ var defaultTiming = timing{backoffMin: time.Second, backoffMax: time.Minute, sta
 // (restart: never, or a clean exit with on-failure) is no longer supervised and no longer
 // counted, so the policy sees the drop and decides whether to start a new one; its index
 // is free again. Ready is the number of children running right now: Ready < Replicas
-// means some replica is crash-looping.
+// means some replica is crash-looping. Replicas being drained (drain.go) are in neither:
+// they are not capacity any more.
 type target struct {
 	// scaled is set by the first Scale: until then the group is as it started (Fresh).
 	scaled      bool
