@@ -91,10 +91,15 @@ type Outcome struct {
 func Wait(ctx context.Context, busy func(context.Context) (bool, error), poll, timeout time.Duration, gone, back <-chan struct{}, waiting func()) Outcome {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	// A deadline already passed (a drain resumed after a restart) still gets one probe.
+	pt := probeTimeout
+	if timeout > 0 {
+		pt = min(pt, timeout)
+	}
 	var lastErr error
 	told := false
 	for {
-		pctx, cancel := context.WithTimeout(ctx, min(probeTimeout, timeout))
+		pctx, cancel := context.WithTimeout(ctx, pt)
 		b, err := busy(pctx)
 		cancel()
 		lastErr = err

@@ -194,3 +194,17 @@ func TestDecodeOnAProcessTarget(t *testing.T) {
 		t.Errorf("decoded %+v", d)
 	}
 }
+
+// TestWaitPastDeadline: a drain resumed after its deadline probes once: idle stops it,
+// busy ends it as timed out.
+func TestWaitPastDeadline(t *testing.T) {
+	never := make(chan struct{})
+	idle := func(ctx context.Context) (bool, error) { return false, ctx.Err() }
+	if out := drain.Wait(context.Background(), idle, time.Second, -time.Minute, never, never, func() {}); out.State != targets.DrainStopped {
+		t.Errorf("idle past the deadline: %+v", out)
+	}
+	busy := func(ctx context.Context) (bool, error) { return true, ctx.Err() }
+	if out := drain.Wait(context.Background(), busy, time.Second, -time.Minute, never, never, func() {}); out.State != targets.DrainTimedOut || out.LastErr != nil {
+		t.Errorf("busy past the deadline: %+v", out)
+	}
+}
