@@ -21,7 +21,7 @@ type DrainView struct {
 type drainMetrics struct {
 	seconds  *prometheus.HistogramVec
 	timedOut *prometheus.CounterVec
-	calledOf *prometheus.CounterVec
+	calledOff *prometheus.CounterVec
 }
 
 func newDrainMetrics(reg prometheus.Registerer) *drainMetrics {
@@ -35,12 +35,12 @@ func newDrainMetrics(reg prometheus.Registerer) *drainMetrics {
 			Name: "autoscalerd_drains_timed_out_total",
 			Help: "Drains that reached their timeout with the replica still busy; the replica was stopped anyway, cutting its work short.",
 		}, []string{"policy"}),
-		calledOf: prometheus.NewCounterVec(prometheus.CounterOpts{
+		calledOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "autoscalerd_drains_called_off_total",
 			Help: "Drains called off because demand rose: the replica was taken back instead of starting a new one.",
 		}, []string{"policy"}),
 	}
-	reg.MustRegister(m.seconds, m.timedOut, m.calledOf)
+	reg.MustRegister(m.seconds, m.timedOut, m.calledOff)
 	return m
 }
 
@@ -50,7 +50,7 @@ type policyDrainMetrics struct {
 	draining prometheus.Gauge
 	seconds  prometheus.Observer
 	timedOut prometheus.Counter
-	calledOf prometheus.Counter
+	calledOff prometheus.Counter
 }
 
 func (m *Metrics) drainForPolicy(name string) *policyDrainMetrics {
@@ -58,12 +58,12 @@ func (m *Metrics) drainForPolicy(name string) *policyDrainMetrics {
 		draining: m.replicas.WithLabelValues(name, "draining"),
 		seconds:  m.drain.seconds.WithLabelValues(name),
 		timedOut: m.drain.timedOut.WithLabelValues(name),
-		calledOf: m.drain.calledOf.WithLabelValues(name),
+		calledOff: m.drain.calledOff.WithLabelValues(name),
 	}
 }
 
 func (m *drainMetrics) forget(name string) {
-	for _, v := range []*prometheus.MetricVec{m.seconds.MetricVec, m.timedOut.MetricVec, m.calledOf.MetricVec} {
+	for _, v := range []*prometheus.MetricVec{m.seconds.MetricVec, m.timedOut.MetricVec, m.calledOff.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}
 }
@@ -103,7 +103,7 @@ func (r *runner) noteDrains(d policy.Decision, tickStart time.Time) policy.Decis
 		case targets.DrainTimedOut:
 			r.m.drain.timedOut.Inc()
 		case targets.DrainTakenBack:
-			r.m.drain.calledOf.Inc()
+			r.m.drain.calledOff.Inc()
 		}
 	}
 	r.drainsSeen = seen
