@@ -19,8 +19,8 @@ type DrainView struct {
 
 // drainMetrics are the series of targets that drain replicas before stopping them.
 type drainMetrics struct {
-	seconds  *prometheus.HistogramVec
-	timedOut *prometheus.CounterVec
+	seconds   *prometheus.HistogramVec
+	timedOut  *prometheus.CounterVec
 	calledOff *prometheus.CounterVec
 }
 
@@ -47,17 +47,17 @@ func newDrainMetrics(reg prometheus.Registerer) *drainMetrics {
 // policyDrainMetrics caches one policy's drain series; draining is a kind of
 // autoscalerd_policy_replicas.
 type policyDrainMetrics struct {
-	draining prometheus.Gauge
-	seconds  prometheus.Observer
-	timedOut prometheus.Counter
+	draining  prometheus.Gauge
+	seconds   prometheus.Observer
+	timedOut  prometheus.Counter
 	calledOff prometheus.Counter
 }
 
 func (m *Metrics) drainForPolicy(name string) *policyDrainMetrics {
 	return &policyDrainMetrics{
-		draining: m.replicas.WithLabelValues(name, "draining"),
-		seconds:  m.drain.seconds.WithLabelValues(name),
-		timedOut: m.drain.timedOut.WithLabelValues(name),
+		draining:  m.replicas.WithLabelValues(name, "draining"),
+		seconds:   m.drain.seconds.WithLabelValues(name),
+		timedOut:  m.drain.timedOut.WithLabelValues(name),
 		calledOff: m.drain.calledOff.WithLabelValues(name),
 	}
 }
