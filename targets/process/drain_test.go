@@ -280,3 +280,28 @@ func envOf(tg *target, name string) string {
 	}
 	return ""
 }
+
+// TestDrainExecProbe: the busy check is a command run with the replica's environment
+// (exit 0 busy, 1 idle), here a shell test on the replica's own busy file.
+func TestDrainExecProbe(t *testing.T) {
+	dir := t.TempDir()
+	tg, rec := newTestTarget(t, "drainee", map[string]string{"BUSY_DIR": dir}, func(c *Config) {
+		c.Drain = &drain.Config{
+			Busy:        drain.Probe{Exec: []string{"/bin/sh", "-c", `test -e "$BUSY_DIR/busy.$AUTOSCALER_REPLICA"`}},
+			QuietSignal: "SIGUSR1",
+			Poll:        configs.Duration(50 * time.Millisecond),
+		}
+	}, testTiming)
+	mustScale(t, tg, 2)
+	rec.waitN(t, `drainee ready`, 2, 10*time.Second)
+	setBusy(t, dir, 1, true) // 1 started first, but is busy: 2 goes
+	mustScale(t, tg, 1)
+	waitDrainState(t, tg, rec, "2", targets.DrainStopped, 5*time.Second)
+	if d := tg.Drains()[0]; !strings.HasPrefix(d.Reason, "idle;") {
+		t.Errorf("replica 2 drained because %q", d.Reason)
+	}
+	setBusy(t, dir, 1, false)
+	mustScale(t, tg, 0)
+	waitDrainState(t, tg, rec, "1", targets.DrainStopped, 5*time.Second)
+	mustStatus(t, tg, targets.Status{Replicas: 0, Ready: 0})
+}
