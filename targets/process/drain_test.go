@@ -195,16 +195,24 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
-// TestDrainReplicaExitsOnItsOwn: a draining worker that exits by itself (many finish
-// their job and leave when told to go quiet) is not restarted, and its drain is over.
-func TestDrainReplicaExitsOnItsOwn(t *testing.T) {
-	tg, rec, dir := newDrainTarget(t, time.Minute)
+// drainOneOfTwoBusy starts 2 busy replicas and scales to 1: replica 1 (started first)
+// drains, waiting for its work.
+func drainOneOfTwoBusy(t *testing.T, timeout time.Duration) (*target, *recorder) {
+	t.Helper()
+	tg, rec, dir := newDrainTarget(t, timeout)
 	mustScale(t, tg, 2)
 	rec.waitN(t, `drainee ready`, 2, 10*time.Second)
 	setBusy(t, dir, 1, true)
 	setBusy(t, dir, 2, true)
 	mustScale(t, tg, 1)
 	waitDrainState(t, tg, rec, "1", targets.DrainWaiting, 5*time.Second)
+	return tg, rec
+}
+
+// TestDrainReplicaExitsOnItsOwn: a draining worker that exits by itself (many finish
+// their job and leave when told to go quiet) is not restarted, and its drain is over.
+func TestDrainReplicaExitsOnItsOwn(t *testing.T) {
+	tg, rec := drainOneOfTwoBusy(t, time.Minute)
 	pid := 0
 	tg.mu.Lock()
 	pid = int(tg.draining[1].pid.Load())
@@ -224,13 +232,7 @@ func TestDrainReplicaExitsOnItsOwn(t *testing.T) {
 // TestDrainCloseStopsDrainingReplicas: Close does not wait for drains; it stops
 // draining replicas like the rest.
 func TestDrainCloseStopsDrainingReplicas(t *testing.T) {
-	tg, rec, dir := newDrainTarget(t, time.Hour)
-	mustScale(t, tg, 2)
-	rec.waitN(t, `drainee ready`, 2, 10*time.Second)
-	setBusy(t, dir, 1, true)
-	setBusy(t, dir, 2, true)
-	mustScale(t, tg, 1)
-	waitDrainState(t, tg, rec, "1", targets.DrainWaiting, 5*time.Second)
+	tg, rec := drainOneOfTwoBusy(t, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
