@@ -108,6 +108,9 @@ func renderStatus(w io.Writer, ps []statusRow, width int) error {
 		if p.DryRun {
 			state = append(state, "dry-run")
 		}
+		if n := draining(p.Draining); n > 0 {
+			state = append(state, fmt.Sprintf("draining %d", n))
+		}
 		if p.LastError != "" {
 			state = append(state, "error")
 		}
@@ -167,6 +170,17 @@ func shortenMiddle(s string, n int) string {
 	}
 	head := n / 3
 	return string(r[:head]) + "…" + string(r[len(r)-(n-head-1):])
+}
+
+// draining counts the drains in progress (the status also lists recently ended ones).
+func draining(ds []engine.DrainView) int {
+	n := 0
+	for _, d := range ds {
+		if !d.State.Over() {
+			n++
+		}
+	}
+	return n
 }
 
 // shorten keeps the end of a reason chain, where the decision is.

@@ -46,6 +46,7 @@ table.decisions td.reason{width:100%}
 {{range $k, $v := .Queries}}<span>{{$k}} <b>{{$v}}</b></span>{{end}}</p>
 {{with .S.LastDecision}}<p>Last decision {{.Time.Format "15:04:05"}}: <b>{{.Action}}</b> {{.From}}→{{.To}}</p><p class="reason">{{.Reason}}</p>{{end}}
 {{if .S.LastError}}<p class="err">{{.S.LastError}}</p>{{end}}
+{{with .S.Draining}}<p>Draining:</p><ul>{{range .}}<li>replica {{.Replica}}: <b>{{.State}}</b> for {{.Seconds}}s <span class="muted">({{.Reason}})</span></li>{{end}}</ul>{{end}}
 {{.Chart}}{{if .ChartNote}}<p class="muted">{{.ChartNote}}</p>{{end}}
 {{if .Decisions}}<details{{if $.OpenDecisions}} open{{end}}><summary>Recent decisions ({{.Source}})</summary>
 <table class="decisions">{{range .Decisions}}<tr><td class="when">{{.Time.Local.Format "Jan 2 15:04:05"}}</td><td><b>{{.Action}}</b>{{if .Failed}} <span class="badge warn">failed</span>{{end}}{{if .Sampled}} <span class="badge">sampled</span>{{end}}</td><td>{{.From}}→{{.To}}</td><td class="reason">{{.Reason}}{{if .Error}}<br><span class="err">{{.Error}}</span>{{end}}</td></tr>{{end}}</table></details>{{end}}

@@ -64,6 +64,7 @@ type rig struct {
 	e      *Engine
 	log    *plugintest.SyncBuffer
 	ticks  tickLog
+	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -71,8 +72,9 @@ type rig struct {
 func newRig(t *testing.T, store *Store) *rig {
 	t.Helper()
 	log := &plugintest.SyncBuffer{}
-	r := &rig{t: t, log: log}
-	r.e = NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(prometheus.NewRegistry()), Store: store, Observer: &r.ticks})
+	reg := prometheus.NewRegistry()
+	r := &rig{t: t, log: log, reg: reg}
+	r.e = NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: NewMetrics(reg), Store: store, Observer: &r.ticks})
 	return r
 }
 

@@ -15,6 +15,7 @@ type Metrics struct {
 	paused       *prometheus.GaugeVec
 	saveErrors   *prometheus.CounterVec
 	evalDuration prometheus.Histogram
+	drain        *drainMetrics
 }
 
 // NewMetrics registers the engine's series with reg.
@@ -22,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_policy_replicas",
-			Help: "Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now).",
+			Help: "Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now), draining (chosen by a scale-down, waiting to be idle; not in current).",
 		}, []string{"policy", "kind"}),
 		queryValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_query_value",
@@ -54,6 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
 		}),
 	}
+	m.drain = newDrainMetrics(reg)
 	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.saveErrors, m.paused, m.evalDuration)
 	return m
 }
@@ -69,6 +71,7 @@ type policyMetrics struct {
 	paused                     prometheus.Gauge
 	saveErrors                 prometheus.Counter
 	eval                       prometheus.Observer
+	drain                      *policyDrainMetrics
 }
 
 func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
@@ -84,6 +87,7 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 		paused:      m.paused.WithLabelValues(name),
 		saveErrors:  m.saveErrors.WithLabelValues(name),
 		eval:        m.evalDuration,
+		drain:       m.drainForPolicy(name),
 	}
 	for _, q := range queries {
 		pm.values = append(pm.values, m.queryValue.WithLabelValues(name, q))
@@ -94,6 +98,7 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 
 // forget drops a removed policy's series.
 func (m *Metrics) forget(name string) {
+	m.drain.forget(name)
 	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.saveErrors.MetricVec, m.paused.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}

@@ -74,6 +74,8 @@ type runner struct {
 	dryRunRepeat bool
 	// budget is tickBudget, set once by newRunner (the readers do not change).
 	budget time.Duration
+	// drainsSeen holds the ended drains already counted in the metrics.
+	drainsSeen map[uint64]bool
 	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
 	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
 	beat, busyUntil atomic.Int64
@@ -89,6 +91,7 @@ type runner struct {
 	saveErr   string
 	decisions ring
 	chart     chartRing
+	drains    []targets.DrainInfo
 }
 
 func (r *runner) restore() {
@@ -267,6 +270,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 	d, r.st = policy.Decide(r.p, r.st, policy.Inputs{Values: values, Current: status.Replicas, Fresh: status.Fresh}, now)
 	proposed := d.To
 	d, scaleErr := r.act(hard, d)
+	d = r.noteDrains(d, start)
 	if scaleErr != nil {
 		r.targetHealth.fail(r.log, now, fmt.Errorf("scale %d→%d: %w", d.From, d.To, scaleErr))
 	} else {

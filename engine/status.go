@@ -25,6 +25,9 @@ type Status struct {
 	Queries     map[string]*float64 `json:"queries"`
 	QueryErrors map[string]string   `json:"query_errors,omitempty"`
 	Interval    string              `json:"interval"`
+	// Draining lists the replicas being drained and the recently drained (compose and
+	// process targets with a drain block).
+	Draining []DrainView `json:"draining,omitempty"`
 	// QueryOrder is the query names in configuration order.
 	QueryOrder []string `json:"-"`
 }
@@ -105,6 +108,7 @@ func (r *runner) status() Status {
 		Queries:    map[string]*float64{},
 		QueryOrder: r.p.Queries,
 		Interval:   configs.FormatDuration(r.p.Interval),
+		Draining:   r.drainViews(time.Now()),
 	}
 	if r.ready >= 0 && r.last != nil {
 		n := r.ready

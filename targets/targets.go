@@ -115,6 +115,9 @@ type Deps struct {
 	Shared *shared.Set
 	// DockerHost is the daemon's docker.host ("" = DOCKER_HOST or the default socket).
 	DockerHost string
+	// StateDir is the daemon's state_dir, for targets that keep records of their own (a
+	// compose target's drains in progress); "" keeps them in memory only.
+	StateDir string
 }
 
 // Log returns the target's logger, or one that discards when the caller gave none

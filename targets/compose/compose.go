@@ -19,6 +19,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/internal/dockerapi"
 	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/drain"
 )
 
 //go:embed sample.conf
@@ -40,6 +41,8 @@ type Config struct {
 	// keeps the container's own (compose's stop_grace_period, else the engine's 10s).
 	StopTimeout   configs.Duration `yaml:"stop_timeout"`
 	RemoveVolumes bool             `yaml:"remove_volumes"`
+	// Drain makes scale-in wait for busy containers (see drain.go).
+	Drain *drain.Config `yaml:"drain"`
 }
 
 func defaultConfig() *Config { return &Config{StopTimeout: -1} }
@@ -62,6 +65,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if ch.Has("stop_timeout") && c.StopTimeout < 0 {
 		ch.Errorf("stop_timeout", "must not be negative")
 	}
+	if c.Drain != nil {
+		c.Drain.Check(ch, "drain", drain.Compose)
+	}
 }
 
 // api is the part of the Engine API the target uses.
@@ -75,6 +81,11 @@ type api interface {
 	NetworkConnect(ctx context.Context, network string, options client.NetworkConnectOptions) (client.NetworkConnectResult, error)
 	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
+	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
+	ContainerStatPath(ctx context.Context, id string, options client.ContainerStatPathOptions) (client.ContainerStatPathResult, error)
+	ExecCreate(ctx context.Context, id string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
+	ExecStart(ctx context.Context, execID string, options client.ExecStartOptions) (client.ExecStartResult, error)
+	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
 }
 
 // Target scales one compose service.
@@ -91,12 +102,15 @@ type Target struct {
 
 	// beforeStart, when set (tests), runs between creating a clone and starting it.
 	beforeStart func(name string)
+
+	dr *drains
 }
 
 // New returns the target for cfg. It does no I/O: the engine is contacted on first use.
 func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 	log := deps.Log()
 	return &Target{
+		dr:       newDrains(deps.StateDir, cfg.Project, cfg.Service),
 		cfg:      *cfg,
 		cli:      dockerapi.Shared(deps.Shared, deps.DockerHost),
 		log:      log.With("target", "compose", "project", cfg.Project, "service", cfg.Service),
@@ -112,8 +126,12 @@ func (t *Target) client(ctx context.Context) (api, error) {
 	return c, nil
 }
 
-// Close implements targets.Closer.
-func (t *Target) Close(context.Context) error { return t.cli.Close() }
+// Close implements targets.Closer. Drains under way stop waiting; state_dir keeps them
+// for the next run.
+func (t *Target) Close(ctx context.Context) error {
+	t.closeDrains(ctx)
+	return t.cli.Close()
+}
 
 func (t *Target) String() string { return "compose " + t.cfg.Project + "/" + t.cfg.Service }
 
@@ -175,7 +193,7 @@ func (t *Target) replicas(ctx context.Context, c api) ([]replica, error) {
 }
 
 // Status implements targets.Target: Replicas counts running containers, Ready those that
-// are not unhealthy or still starting.
+// are not unhealthy or still starting; containers being drained count in neither.
 func (t *Target) Status(ctx context.Context) (targets.Status, error) {
 	c, err := t.client(ctx)
 	if err != nil {
@@ -185,6 +203,8 @@ func (t *Target) Status(ctx context.Context) (targets.Status, error) {
 	if err != nil {
 		return targets.Status{}, err
 	}
+	t.recoverDrains(ctx, c, rs)
+	rs = t.notDraining(rs)
 	var st targets.Status
 	for _, r := range rs {
 		if r.running() {

@@ -37,8 +37,9 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	// A restarting container is the engine's business (restart policy): it holds its
 	// slot, so a crash-looping service is not cloned over and over while Status (running
 	// containers only) reports it missing.
+	t.recoverDrains(ctx, c, rs)
 	var live, stopped []replica
-	for _, r := range rs {
+	for _, r := range t.notDraining(rs) {
 		switch {
 		case r.running() || r.state == container.StateRestarting:
 			live = append(live, r)
@@ -59,6 +60,12 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 			return t.errorf("%w: %d of %d replicas are being restarted by the engine (restart policy); not adding more", targets.ErrNoop, restarting, n)
 		}
 		return nil
+	}
+	if n > len(live) && t.takeBack(ctx, c, rs, n-len(live)) > 0 {
+		return t.Scale(ctx, n, why) // the taken-back ones are capacity again
+	}
+	if n < len(live) && t.cfg.Drain != nil {
+		return t.startDrains(ctx, c, live, n)
 	}
 	start := time.Now()
 	if n > len(live) {

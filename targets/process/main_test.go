@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		exitChild()
 	case "daemon":
 		miniDaemon()
+	case "drainee":
+		draineeChild()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", childModeEnv, mode)
 		os.Exit(3)

@@ -4,7 +4,9 @@
 // Each replica is one child in its own process group, numbered by AUTOSCALER_REPLICA
 // (the lowest free index, from 1). Crashed children are restarted with capped exponential
 // backoff according to the restart policy; scale-down stops the highest indexes with the
-// stop signal, then SIGKILL after stop_timeout. Children die with the daemon.
+// stop signal, then SIGKILL after stop_timeout, or, with a drain block, drains idle
+// replicas first and stops busy ones only once they are done. Children die with the
+// daemon.
 package process
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/drain"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -51,6 +54,8 @@ type Config struct {
 	StopTimeout configs.Duration `yaml:"stop_timeout"`
 	// Restart says which exits are restarted: always, on-failure or never.
 	Restart string `yaml:"restart"`
+	// Drain makes scale-in wait for busy replicas (see drain.go).
+	Drain *drain.Config `yaml:"drain"`
 }
 
 // Argv is a program and its arguments, run without a shell.
@@ -102,6 +107,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	}
 	if _, err := parseRestart(c.Restart); err != nil {
 		ch.Errorf("restart", "%v", err)
+	}
+	if c.Drain != nil {
+		c.Drain.Check(ch, "drain", drain.Process)
 	}
 }
 

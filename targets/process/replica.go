@@ -24,6 +24,11 @@ type replica struct {
 	done    chan struct{} // closed when the goroutine has ended and its children are gone
 	running atomic.Bool
 	pid     atomic.Int64 // of the current child, for tests; 0 when none
+	// started is when the current child started (unix ns): a drain takes the least
+	// recently started replica first.
+	started atomic.Int64
+	// run is the replica's drain while it is in target.draining; guarded by target.mu.
+	run *drainRun
 }
 
 func newReplica(idx int) *replica {
@@ -33,6 +38,7 @@ func newReplica(idx int) *replica {
 // attach records c as the replica's running child.
 func (r *replica) attach(c *child) {
 	r.pid.Store(int64(c.pid))
+	r.started.Store(c.began.UnixNano())
 	r.running.Store(true)
 }
 
@@ -54,6 +60,7 @@ func (r *replica) sleep(d time.Duration) bool {
 type child struct {
 	cmd    *exec.Cmd
 	pid    int
+	began  time.Time
 	exited chan struct{} // closed once the process is reaped; cmd.ProcessState is set
 	pipes  []*os.File    // read ends of stdout and stderr
 	output sync.WaitGroup
@@ -87,7 +94,7 @@ func startChild(sp *spawner, argv []string, dir string, env []string, log *slog.
 		errR.Close()
 		return nil, err
 	}
-	c := &child{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), pipes: []*os.File{outR, errR}}
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, began: time.Now(), exited: make(chan struct{}), pipes: []*os.File{outR, errR}}
 	c.output.Add(2)
 	go func() { defer c.output.Done(); logOutput(log, outR, prefix, idx, "stdout") }()
 	go func() { defer c.output.Done(); logOutput(log, errR, prefix, idx, "stderr") }()

@@ -2,8 +2,9 @@ package process
 
 import (
 	"fmt"
-	"strings"
 	"syscall"
+
+	"github.com/autoscalerd/autoscalerd/targets/drain"
 )
 
 // stopSignals are the signals a program may reasonably treat as "stop". SIGSTOP and
@@ -24,22 +25,11 @@ var stopSignals = map[string]syscall.Signal{
 // parseSignal accepts a signal name with or without the SIG prefix, in any case
 // ("SIGTERM", "TERM", "sigint").
 func parseSignal(s string) (syscall.Signal, error) {
-	name := strings.ToUpper(strings.TrimSpace(s))
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig, ok := stopSignals[name]; ok {
+	if sig, ok := drain.LookupSignal(s, stopSignals); ok {
 		return sig, nil
 	}
 	return 0, fmt.Errorf("%q is not a stop signal (use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL; the SIG prefix is optional)", s)
 }
 
 // signalName is the conventional name of a signal, for logs.
-func signalName(sig syscall.Signal) string {
-	for name, s := range stopSignals {
-		if s == sig {
-			return name
-		}
-	}
-	return sig.String()
-}
+func signalName(sig syscall.Signal) string { return drain.NameIn(sig, stopSignals) }

@@ -22,6 +22,13 @@ func (t *target) supervise(r *replica, c *child) {
 				delay = t.timing.backoffMin
 			}
 			ps := c.cmd.ProcessState
+			if t.isDraining(r) {
+				// It was told to go quiet, and ended: its drain is over, and a restart
+				// would bring back a replica that takes work.
+				t.log.Info("process exited during its drain; not restarting it", "replica", r.index, "pid", c.pid, "status", exitStatus(ps))
+				t.departed(r)
+				return
+			}
 			if !restarts(t.restart, ps) {
 				level := t.log.Warn
 				if ps.Success() {
@@ -36,6 +43,11 @@ func (t *target) supervise(r *replica, c *child) {
 				"status", exitStatus(ps), "restart_in", delay.String())
 		}
 		if !r.sleep(delay) {
+			return
+		}
+		if t.isDraining(r) {
+			t.log.Info("replica chosen for a drain while waiting to restart; not restarting it", "replica", r.index)
+			t.departed(r)
 			return
 		}
 		next := min(delay*2, t.timing.backoffMax)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/drain"
 )
 
 // timing holds the supervisor's clocks; tests shorten them.
@@ -37,7 +39,8 @@ var defaultTiming = timing{backoffMin: time.Second, backoffMax: time.Minute, sta
 // (restart: never, or a clean exit with on-failure) is no longer supervised and no longer
 // counted, so the policy sees the drop and decides whether to start a new one; its index
 // is free again. Ready is the number of children running right now: Ready < Replicas
-// means some replica is crash-looping.
+// means some replica is crash-looping. Replicas being drained (drain.go) are in neither:
+// they are not capacity any more.
 type target struct {
 	// scaled is set by the first Scale: until then the group is as it started (Fresh).
 	scaled      bool
@@ -50,19 +53,29 @@ type target struct {
 	stopTimeout time.Duration
 	restart     string
 	timing      timing
+	drain       *drain.Config // nil: scale-down stops at once
+	book        drain.Book
+	httpc       *http.Client
+	// ctx ends at Close, ending the drains' waits.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	spawn   *spawner         // started on the first Scale, so building a target starts nothing
 	live    map[int]*replica // supervised replicas by index
 	leaving map[int]*replica // replicas being stopped; their indexes stay taken until gone
-	closed  bool
-	changed func()         // from Watch; nil when nobody watches
-	wg      sync.WaitGroup // one per replica goroutine
+	// draining holds replicas chosen by a scale-down that wait to be idle; they are not
+	// counted, and their indexes stay taken.
+	draining map[int]*replica
+	closed   bool
+	changed  func()         // from Watch; nil when nobody watches
+	wg       sync.WaitGroup // one per replica goroutine
 }
 
 var (
 	_ targets.Closer  = (*target)(nil)
 	_ targets.Watcher = (*target)(nil)
+	_ targets.Drainer = (*target)(nil)
 )
 
 func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
@@ -82,7 +95,13 @@ func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 		log = slog.Default()
 	}
 	env := cfg.environ()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &target{
+		drain:       cfg.Drain,
+		httpc:       &http.Client{},
+		ctx:         ctx,
+		cancel:      cancel,
+		draining:    map[int]*replica{},
 		policy:      deps.Policy,
 		log:         log,
 		argv:        slices.Clone(cfg.Command),
@@ -97,9 +116,9 @@ func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 	}, nil
 }
 
-// Update implements targets.Updater: a change of the stop signal or stop timeout applies
-// to the running group (replicas stopped from then on use it); any other change needs a
-// new group.
+// Update implements targets.Updater: a change of the stop signal, stop timeout or drain
+// block applies to the running group (replicas stopped or drained from then on use it);
+// any other change needs a new group.
 func (t *target) Update(cfg any) (func(), bool) {
 	c, ok := cfg.(*Config)
 	if !ok {
@@ -123,7 +142,8 @@ func (t *target) Update(cfg any) (func(), bool) {
 	return func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		t.stopSig, t.stopTimeout = sig, timeout
+		// Drains under way keep the settings they started with.
+		t.stopSig, t.stopTimeout, t.drain = sig, timeout, c.Drain
 	}, true
 }
 
@@ -165,8 +185,19 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 	}
 	t.scaled = true
 	if cur := len(t.live); n > cur {
+		t.mu.Unlock()
+		k := n - cur - t.takeBack(ctx, n-cur)
+		t.mu.Lock()
 		defer t.mu.Unlock()
-		return t.scaleUp(ctx, n-cur)
+		if t.closed {
+			return t.errorf("scale: %w", errClosed)
+		}
+		return t.scaleUp(ctx, k)
+	}
+	if t.drain != nil && n < len(t.live) {
+		cfg := t.drain
+		t.mu.Unlock()
+		return t.startDrains(ctx, cfg, n)
 	}
 	stopping := t.pickHighest(len(t.live) - n)
 	t.mu.Unlock()
@@ -201,7 +232,7 @@ func (t *target) scaleUp(ctx context.Context, k int) error {
 // t.mu is held.
 func (t *target) freeIndex() int {
 	for i := 1; ; i++ {
-		if t.live[i] == nil && t.leaving[i] == nil {
+		if t.live[i] == nil && t.leaving[i] == nil && t.draining[i] == nil {
 			return i
 		}
 	}
@@ -248,6 +279,9 @@ func (t *target) forget(r *replica) {
 	if t.leaving[r.index] == r {
 		delete(t.leaving, r.index)
 	}
+	if t.draining[r.index] == r {
+		delete(t.draining, r.index)
+	}
 }
 
 // Watch implements targets.Watcher: it asks for an early evaluation when a replica leaves
@@ -286,6 +320,12 @@ func (t *target) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
+	t.cancel() // ends the drains' waits; their replicas are stopped here
+	for i, r := range t.draining {
+		delete(t.draining, i)
+		t.leaving[i] = r
+		close(r.stop)
+	}
 	stopping := t.pickHighest(len(t.live))
 	for _, r := range t.leaving {
 		if !slices.Contains(stopping, r) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/moby/moby/client"
-
 )
 
 // Engine is one Docker engine the Docker tests run against, with the docker CLI and the

@@ -3,6 +3,7 @@
 //
 //	testworker [serve] [-burn]   log "start", serve HTTP on :8080, exit 0 on SIGTERM
 //	testworker get URL           print the body of GET URL (a curl for scratch images)
+//	testworker pgjobs [init]     work jobs from a Postgres task table (init: create it; see pgjobs.go)
 //
 // HTTP: GET / answers with the hostname; GET /burn?seconds=N spins one core for N seconds.
 // With -burn (or BURN=1) it spins one core from the start until it stops, for CPU tests.
@@ -26,6 +27,9 @@ func main() {
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "get" {
 		os.Exit(get(args[1:]))
+	}
+	if len(args) > 0 && args[0] == "pgjobs" {
+		os.Exit(pgJobs(args[1:]))
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
