@@ -32,19 +32,19 @@ func TestDrainNeed(t *testing.T) {
 		// 10/s arriving steadily for 5 minutes, 1500 waiting (the last 150s of arrivals):
 		// the newest, taken as arrived one tick ago, binds: 1500 within 4m45s.
 		{"steady arrivals", 1500, counter(0, 150, 300, 450, 600, 750, 900, 1050, 1200, 1350, 1500, 1650, 1800, 1950, 2100,
-			2250, 2400, 2550, 2700, 2850, 3000), 1500.0 / 285, "1500 waiting, the oldest for up to 15s (per arrived): 1500 / 4m45s left"},
+			2250, 2400, 2550, 2700, 2850, 3000), 1500.0 / 285, "1500 waiting, all taken as arrived 15s ago (per arrived): 1500 / 4m45s left"},
 		// 1500 arrived in the first 15 seconds and nothing since, all still waiting at 4m:
 		// they are up to 4m old and must be done within the minute left.
 		{"an old burst", 1500, counter(0, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500),
-			1500.0 / 60, "1500 waiting, the oldest for up to 4m (per arrived): 1500 / 1m left"},
+			1500.0 / 60, "1500 waiting, all taken as arrived 4m ago (per arrived): 1500 / 1m left"},
 		// 600 of 900 waiting arrived by 15s (4m ago) and 300 just now: the old 600 bind.
 		{"old and new", 900, counter(0, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 600, 900),
-			600.0 / 60, "900 waiting, of which the oldest 600 for up to 4m (per arrived): max(900 / 5m, 600 / 1m)"},
+			600.0 / 60, "900 waiting, the oldest 600 taken as arrived 4m ago (per arrived): max(900 / 5m, 600 / 1m left)"},
 		// Late tasks (6m old) are to start within the next interval.
 		{"late", 100, counter(100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100,
-			100, 100, 100, 100, 100), 100.0 / 15, "100 waiting, the oldest for up to 6m (per arrived): 100 / 15s left"},
+			100, 100, 100, 100, 100), 100.0 / 15, "100 waiting, all taken as arrived 6m ago (per arrived): 100 / 15s left"},
 		// The counter went back (its source restarted): ages before then are unknown.
-		{"counter restarted", 1500, counter(5000, 0, 1000), 1500.0 / 285, "1500 waiting, the oldest for up to 15s (per arrived): 1500 / 4m45s left"},
+		{"counter restarted", 1500, counter(5000, 0, 1000), 1500.0 / 285, "1500 waiting, all taken as arrived 15s ago (per arrived): 1500 / 4m45s left"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0

@@ -130,9 +130,10 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 		return rate, why
 	}
 	cNow := counter[len(counter)-1].V
-	// Walk back through the counter's samples: at sample j, the waiting tasks that arrived
-	// by then are ahead; they arrived after the sample before j, so they are at most as old
-	// as that one — and, conservatively, taken to be that old.
+	// Walk back through the counter's samples: at sample j, ahead is the waiting tasks that
+	// arrived by then, the oldest of the backlog. The last of them waits for the others;
+	// it arrived after the sample before j, so it is at most that old — and,
+	// conservatively, taken to be that old.
 	for j := len(counter) - 1; j >= 0; j-- {
 		ahead := backlog - (cNow - counter[j].V)
 		if ahead <= 0 || counter[j].V > cNow {
@@ -147,9 +148,9 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 		if r := ahead / left.Seconds(); r >= rate {
 			rate = r
 			if ahead == backlog {
-				why = fmt.Sprintf("%s waiting, the oldest for up to %s (per %s): %s / %s left", formatNum(backlog), fmtDur(age), counterName, formatNum(backlog), fmtDur(left))
+				why = fmt.Sprintf("%s waiting, all taken as arrived %s ago (per %s): %s / %s left", formatNum(backlog), fmtDur(age), counterName, formatNum(backlog), fmtDur(left))
 			} else {
-				why = fmt.Sprintf("%s waiting, of which the oldest %s for up to %s (per %s): max(%s / %s, %s / %s)", formatNum(backlog), formatNum(ahead), fmtDur(age), counterName,
+				why = fmt.Sprintf("%s waiting, the oldest %s taken as arrived %s ago (per %s): max(%s / %s, %s / %s left)", formatNum(backlog), formatNum(ahead), fmtDur(age), counterName,
 					formatNum(backlog), fmtDur(T), formatNum(ahead), fmtDur(left))
 			}
 		}
