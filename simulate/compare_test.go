@@ -28,7 +28,7 @@ const (
 )
 
 // traceNames are the comparison's traces in the table's order.
-var traceNames = []string{"bursts", "daily", "slow-hours", "slow-spells"}
+var traceNames = []string{"bursts", "batches", "daily", "slow-hours", "slow-spells"}
 
 // arrivalTraces are the traces of the comparison: arrivals per second (and, where the
 // throughput changes, the tasks per replica per second), one row a minute.
@@ -80,7 +80,19 @@ func arrivalTraces() map[string]*simulate.Trace {
 		spells.Times = append(spells.Times, at(m))
 		spells.Values = append(spells.Values, []float64{8 + rng.Float64()*4, tput})
 	}
-	return map[string]*simulate.Trace{"bursts": bursts, "daily": daily, "slow-hours": slowHours, "slow-spells": spells}
+	// batches: a nearly idle queue (0–0.5 tasks/s) into which a batch of 18000 tasks is
+	// submitted at once (100/s for 3 minutes) every 3 hours — a nightly import, a fan-out.
+	// Unlike the bursts above, nothing much arrives behind a batch.
+	batches := &simulate.Trace{Columns: []string{"arrive"}}
+	for m := 0; m < 12*60; m++ {
+		rate := rng.Float64() * 0.5
+		if m%180 >= 90 && m%180 < 93 {
+			rate = 100
+		}
+		batches.Times = append(batches.Times, at(m))
+		batches.Values = append(batches.Values, []float64{rate})
+	}
+	return map[string]*simulate.Trace{"bursts": bursts, "batches": batches, "daily": daily, "slow-hours": slowHours, "slow-spells": spells}
 }
 
 func comparePolicy(t testing.TB, replicas, extra string, queries ...string) *policy.Policy {
@@ -114,64 +126,94 @@ func runPool(t testing.TB, p *policy.Policy, tr *simulate.Trace, counter string)
 
 // TestDrainComparison computes docs/drain-comparison.md's table and checks what it
 // claims: on each trace, drain(queued, 5m) with an arrivals counter, which is not told the
-// pool's throughput, keeps every wait within 5 minutes. It does NOT beat the cheapest
-// ceil(queued / k) in replica-minutes (docs/drain.md says why); the table shows by how
-// much it loses. Regenerate it with: go test ./simulate -run TestDrainComparison -args -update
+// pool's throughput, keeps every wait within 5 minutes; it does NOT beat the cheapest
+// ceil(queued / k) found for that trace with hindsight, which (on every trace but the
+// batches) spends within 1% of the work itself; the k found for one task mix breaks the
+// promise when the mix changes, and the one k that keeps it on every trace costs more
+// than drain where the tasks are fast. Regenerate it with:
+// go test ./simulate -run TestDrainComparison -args -update
 func TestDrainComparison(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the comparison replays days of traces")
 	}
-	var table strings.Builder
-	table.WriteString("| trace | policy | replica-minutes | vs best fixed | worst wait | meets 5m |\n|---|---|---|---|---|---|\n")
+	type result struct {
+		drain, drainBacklog simulate.Summary
+		fixed               map[int]simulate.Summary
+		bestK               int
+		work                float64
+	}
+	meets := func(s simulate.Summary) bool { return s.WorstAge <= promise }
 	traces := arrivalTraces()
+	results := map[string]*result{}
+	// allK is the cheapest single k that keeps the promise on every trace: what an
+	// operator who cannot tune per task mix would have to choose.
+	allK, allCost := 0, 0.0
+	ks := []int{}
+	for k := 10; k <= 1000; k += 10 {
+		ks = append(ks, k)
+	}
 	for _, name := range traceNames {
 		tr := traces[name]
-		changing := slices.Contains(tr.Columns, "tput")
-		drain := runPool(t, comparePolicy(t, "drain(queued, 5m)", "    throughput: { prior: 4, arrivals: arrived }\n", "queued", "arrived"), tr, "arrived")
-		drainBacklog := runPool(t, comparePolicy(t, "drain(queued, 5m)", "    throughput: { prior: 4 }\n", "queued"), tr, "")
-		fixed := map[int]simulate.Summary{}
-		var best simulate.Summary
-		bestK := 0
-		for k := 10; k <= 1000; k += 10 {
+		r := &result{fixed: map[int]simulate.Summary{}, work: work(tr)}
+		r.drain = runPool(t, comparePolicy(t, "drain(queued, 5m)", "    throughput: { prior: 4, arrivals: arrived }\n", "queued", "arrived"), tr, "arrived")
+		r.drainBacklog = runPool(t, comparePolicy(t, "drain(queued, 5m)", "    throughput: { prior: 4 }\n", "queued"), tr, "")
+		for _, k := range ks {
 			s := runPool(t, comparePolicy(t, fmt.Sprintf("ceil(queued / %d)", k), "", "queued"), tr, "")
-			fixed[k] = s
-			if s.WorstAge <= promise && (bestK == 0 || s.ReplicaMinutes < best.ReplicaMinutes) {
-				best, bestK = s, k
+			r.fixed[k] = s
+			if meets(s) && (r.bestK == 0 || s.ReplicaMinutes < r.fixed[r.bestK].ReplicaMinutes) {
+				r.bestK = k
 			}
 		}
+		results[name] = r
+		t.Logf("%s: drain+arrivals %v; drain %v; best fixed k=%d %v; work %.0f", name, r.drain, r.drainBacklog, r.bestK, r.fixed[r.bestK], r.work)
+	}
+	for _, k := range ks {
+		cost, ok := 0.0, true
+		for _, name := range traceNames {
+			s := results[name].fixed[k]
+			cost += s.ReplicaMinutes
+			ok = ok && meets(s)
+		}
+		if ok && (allK == 0 || cost < allCost) {
+			allK, allCost = k, cost
+		}
+	}
+	var table strings.Builder
+	table.WriteString("| trace | policy | replica-minutes | vs best fixed | worst wait | meets 5m |\n|---|---|---|---|---|---|\n")
+	for _, name := range traceNames {
+		r := results[name]
+		best := r.fixed[r.bestK]
 		row := func(policy string, s simulate.Summary) {
-			vs := ""
-			if bestK != 0 {
-				vs = fmt.Sprintf("%+.1f%%", 100*(s.ReplicaMinutes/best.ReplicaMinutes-1))
-			}
-			fmt.Fprintf(&table, "| %s | %s | %.0f | %s | %s | %s |\n", name, policy, s.ReplicaMinutes, vs, s.WorstAge.Round(time.Second),
-				map[bool]string{true: "yes", false: "no"}[s.WorstAge <= promise])
+			fmt.Fprintf(&table, "| %s | %s | %.0f | %+.1f%% | %s | %s |\n", name, policy, s.ReplicaMinutes, 100*(s.ReplicaMinutes/best.ReplicaMinutes-1),
+				s.WorstAge.Round(time.Second), map[bool]string{true: "yes", false: "no"}[meets(s)])
 		}
-		row("`drain(queued, 5m)` with `throughput.arrivals`", drain)
-		row("`drain(queued, 5m)`, backlog only", drainBacklog)
-		if bestK == 0 {
-			fmt.Fprintf(&table, "| %s | no `ceil(queued / k)` for k in 10..1000 meets 5m | | | | |\n", name)
-		} else {
-			row(fmt.Sprintf("`ceil(queued / %d)`, the cheapest k that meets 5m", bestK), best)
+		changing := slices.Contains(traces[name].Columns, "tput")
+		row("`drain(queued, 5m)` with `throughput.arrivals`", r.drain)
+		row("`drain(queued, 5m)`, backlog only", r.drainBacklog)
+		row(fmt.Sprintf("`ceil(queued / %d)`, the cheapest k for this trace", r.bestK), best)
+		if r.bestK != allK {
+			row(fmt.Sprintf("`ceil(queued / %d)`, the cheapest k for all traces", allK), r.fixed[allK])
 		}
 		if changing {
-			row("`ceil(queued / 600)`, the cheapest k at a constant 2/s", fixed[600])
+			row("`ceil(queued / 600)`, the cheapest k at a constant 2/s", r.fixed[600])
 		}
-		floor := work(tr)
-		fmt.Fprintf(&table, "| %s | the work itself: Σ arrivals ÷ throughput | %.0f | %+.1f%% | | |\n", name, floor, 100*(floor/best.ReplicaMinutes-1))
-		t.Logf("%s: drain+arrivals %v; drain %v; best fixed k=%d %v; work %.0f", name, drain, drainBacklog, bestK, best, floor)
-		if drain.WorstAge > promise {
-			t.Errorf("%s: drain(queued, 5m) with arrivals let a task wait %s", name, drain.WorstAge)
+		fmt.Fprintf(&table, "| %s | the work itself: Σ arrivals ÷ throughput | %.0f | %+.1f%% | | |\n", name, r.work, 100*(r.work/best.ReplicaMinutes-1))
+
+		if !meets(r.drain) {
+			t.Errorf("%s: drain(queued, 5m) with arrivals let a task wait %s", name, r.drain.WorstAge)
 		}
-		if drain.ReplicaMinutes > 1.1*best.ReplicaMinutes {
-			t.Errorf("%s: drain(queued, 5m) with arrivals spends %.0f replica-minutes, more than 10%% over the best fixed k's %.0f", name, drain.ReplicaMinutes, best.ReplicaMinutes)
+		if r.drain.ReplicaMinutes <= best.ReplicaMinutes {
+			t.Errorf("%s: drain(queued, 5m) beats the best fixed k; docs/drain.md says it does not", name)
+		}
+		if !changing && r.bestK != allK && r.drain.ReplicaMinutes >= r.fixed[allK].ReplicaMinutes {
+			t.Errorf("%s: drain(queued, 5m) spends no less than ceil(queued / %d), the one k for all traces; docs/drain.md says it does", name, allK)
 		}
 		switch {
-		case !changing && bestK != 600:
-			t.Errorf("%s: the cheapest fixed k that meets 5m is %d; the pool's throughput × 5m is 600", name, bestK)
-		case changing && (bestK == 0 || bestK > 150):
-			t.Errorf("%s: the cheapest fixed k that meets 5m is %d; the slow tasks' throughput × 5m is 150", name, bestK)
-		case changing && fixed[600].WorstAge <= promise:
+		case !changing && (r.bestK < 550 || r.bestK > 600):
+			t.Errorf("%s: the cheapest fixed k that meets 5m is %d; the pool's throughput × 5m is 600", name, r.bestK)
+		case changing && (r.bestK == 0 || r.bestK > 150):
+			t.Errorf("%s: the cheapest fixed k that meets 5m is %d; the slow tasks' throughput × 5m is 150", name, r.bestK)
+		case changing && meets(r.fixed[600]):
 			t.Errorf("%s: ceil(queued / 600) meets 5m although the tasks are 4× slower for a while", name)
 		}
 	}
