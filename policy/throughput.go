@@ -245,12 +245,14 @@ func (e *evalEnv) learnFns(p *Policy) {
 		}
 		var counter []Sample
 		if a := p.learn.arrivals; a != "" {
-			// The ages come from the counter: without this tick's value they are unknown,
-			// and sizing for the backlog alone could scale down on a failed query.
-			if _, ok := e.vars[a].(float64); !ok {
-				return 0, fmt.Errorf("drain(%s, %s): %s (throughput.arrivals) failed this tick", q, fmtDur(T), a)
+			// The ages come from the counter. Without this tick's value they are unknown and
+			// drain sizes for the backlog alone, which may ask for fewer: the engine does not
+			// scale down on a tick with a failed query, and a scale-up still can happen.
+			if _, ok := e.vars[a].(float64); ok {
+				counter = e.samples[a]
+			} else {
+				e.note(fmt.Sprintf("drain(%s, %s): %s failed, the ages of the waiting tasks are unknown", q, fmtDur(T), a))
 			}
-			counter = e.samples[a]
 		}
 		// The replicas asked for now are what the pool runs until a slowdown shows in the
 		// estimate (min_intervals ticks) and the next scale-up may act (cooldown.up): the

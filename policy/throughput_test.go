@@ -106,35 +106,50 @@ replicas: drain(queued, 5m)
 }
 
 // TestLearnedProperties checks, over random traces, that a policy on drain and throughput
-// never scales down on a tick whose query failed, never goes below min or above max, and
-// holds (never fails) while it has neither history nor a prior.
+// never scales down on a tick whose query failed (the backlog, or the arrivals counter
+// drain reads the ages from), never goes below min or above max, and holds (never fails)
+// while it has neither history nor a prior.
 func TestLearnedProperties(t *testing.T) {
 	for seed := uint64(1); seed <= 200; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		lo := rng.IntN(3)
 		hi := lo + 1 + rng.IntN(30)
-		prior := ""
+		counter := rng.IntN(2) == 0
+		var settings []string
 		if rng.IntN(2) == 0 {
-			prior = fmt.Sprintf("throughput: { prior: %g, min_intervals: %d }", 0.1+rng.Float64()*3, 1+rng.IntN(4))
+			settings = append(settings, fmt.Sprintf("prior: %g, min_intervals: %d", 0.1+rng.Float64()*3, 1+rng.IntN(4)))
 		}
+		queries := []string{"queued"}
+		if counter {
+			settings = append(settings, "arrivals: arrived")
+			queries = append(queries, "arrived")
+		}
+		throughput := ""
+		if len(settings) > 0 {
+			throughput = "throughput: { " + strings.Join(settings, ", ") + " }"
+		}
+		hasPrior := strings.Contains(throughput, "prior")
 		expr := pick(rng, "drain(queued, 5m)", "ceil(queued / (throughput(queued) * 120))", "max(drain(queued, 2m), current)")
-		p := compile(t, fmt.Sprintf("min: %d\nmax: %d\ninterval: 10s\ncooldown: { up: 0s, down: 30s }\n%s\nreplicas: %s\n", lo, hi, prior, expr), "queued")
+		p := compile(t, fmt.Sprintf("min: %d\nmax: %d\ninterval: 10s\ncooldown: { up: 0s, down: 30s }\n%s\nreplicas: %s\n", lo, hi, throughput, expr), queries...)
 		r := &rig{t: t, p: p, cur: lo + rng.IntN(hi-lo+1)}
 		w := &pool{k: 0.2 + rng.Float64()*3, arrive: rng.Float64() * 20, backlog: rng.Float64() * 5000}
 		for i := 0; i < 120; i++ {
 			before := r.cur
-			val := w.backlog
+			vals := []float64{w.backlog}
+			if counter {
+				vals = append(vals, w.arrived)
+			}
 			failed := rng.IntN(6) == 0
 			if failed {
-				val = fail
+				vals[rng.IntN(len(vals))] = fail
 			}
-			d := r.at(time.Duration(i)*10*time.Second, val)
+			d := r.at(time.Duration(i)*10*time.Second, vals...)
 			switch {
 			case failed && d.To < before:
 				t.Fatalf("seed %d tick %d: scaled down %d→%d on a failed query: %s", seed, i, before, d.To, d.Reason)
 			case d.To < lo || d.To > hi:
 				t.Fatalf("seed %d tick %d: %d replicas outside [%d, %d]: %s", seed, i, d.To, lo, hi, d.Reason)
-			case prior == "" && !failed && d.Err != "":
+			case !hasPrior && !failed && d.Err != "":
 				t.Fatalf("seed %d tick %d: without a prior the policy must hold while learning, not fail: %s", seed, i, d.Err)
 			}
 			w.run(10*time.Second, r.cur)
