@@ -10,6 +10,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,7 +164,8 @@ func CompilePolicy(pc *configs.Policy) (*Policy, configs.Errors) {
 	}
 	// The arrivals counter is read beside the backlog over the same history.
 	if a := p.learn.arrivals; a != "" {
-		merge(map[string]time.Duration{a: p.learn.window})
+		// drain reads the ages of waiting tasks from it, as far back as its time.
+		merge(map[string]time.Duration{a: max(p.learn.window, slices.Max(append(p.windows, 0)))})
 	}
 	if len(errs) > 0 {
 		return nil, errs

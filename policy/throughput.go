@@ -21,9 +21,11 @@ type learn struct {
 // chain says about where it came from.
 type estimate struct {
 	perReplica float64 // completions per replica per second
-	intervals  int     // measured intervals in the window
-	prior      bool    // too few intervals: perReplica is the prior
-	statistic  string  // "median" or "upper quartile"
+	// window > 0: the recent intervals are slower than the whole window's median, window
+	window    float64
+	intervals int    // measured intervals in the window
+	prior     bool   // too few intervals: perReplica is the prior
+	statistic string // "median", "upper quartile" or "median of the last n"
 	// age > 0: too few intervals, perReplica was measured that long ago
 	age time.Duration
 }
@@ -34,6 +36,9 @@ func (e estimate) String() string {
 	}
 	if e.prior {
 		return fmt.Sprintf("%s/s/replica (prior; %d intervals measured)", formatNum(round3(e.perReplica)), e.intervals)
+	}
+	if e.window > 0 {
+		return fmt.Sprintf("%s/s/replica (%s of %d intervals, slower than their median %s)", formatNum(round3(e.perReplica)), e.statistic, e.intervals, formatNum(round3(e.window)))
 	}
 	return fmt.Sprintf("%s/s/replica (%s of %d intervals)", formatNum(round3(e.perReplica)), e.statistic, e.intervals)
 }
@@ -103,25 +108,54 @@ func quantile(xs []float64, q float64) float64 {
 	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
 
-// arrivalRate is the arrivals counter's rate over the last window (or the samples there
-// are, at least two); a counter that went back (restarted) gives no rate. drain looks
-// back as far as it looks ahead: over its time T, noise in the arrivals averages out
-// as it will in the backlog.
-func arrivalRate(xs []Sample, now time.Time, window time.Duration) (float64, bool) {
-	if len(xs) < 2 {
-		return 0, false
+// drainNeed is the completions per second that keep drain's promise: every task now
+// waiting starts within T of its arrival, if the capacity holds. Tasks are served first
+// in, first out, so a waiting task starts once the tasks ahead of it are done: the newest
+// of the backlog, with all of T left, needs the whole backlog done within T; an older
+// task needs the tasks ahead of it done within what is left of its T. Without the arrivals
+// counter the ages are unknown and only the first holds: backlog / T, the capacity that
+// empties the current backlog within T. With it, the counter's history says when each
+// waiting task arrived: the backlog's oldest ahead tasks are the ones that arrived by the
+// time the counter stood at (its value now − backlog + ahead).
+//
+// Work arriving from now on queues behind the backlog and does not delay it; the next
+// ticks size for it. Ages are known to a tick: a task counted between two samples is
+// taken as arrived at the earlier one. A task already past its T (or left less than one
+// interval) is to start within the next interval — the soonest a decision can act — so
+// a late queue is caught up at once, up to max.
+func drainNeed(backlog float64, counterName string, counter []Sample, now time.Time, T, interval time.Duration) (rate float64, why string) {
+	rate = backlog / T.Seconds()
+	why = fmt.Sprintf("%s waiting / %s", formatNum(backlog), fmtDur(T))
+	if backlog <= 0 || len(counter) == 0 || !counter[len(counter)-1].T.Equal(now) {
+		return rate, why
 	}
-	last := xs[len(xs)-1]
-	i := len(xs) - 2
-	for i > 0 && !xs[i].T.Before(now.Add(-window)) {
-		i--
+	cNow := counter[len(counter)-1].V
+	// Walk back through the counter's samples: at sample j, ahead is the waiting tasks that
+	// arrived by then, the oldest of the backlog. The last of them waits for the others;
+	// it arrived after the sample before j, so it is at most that old — and,
+	// conservatively, taken to be that old.
+	for j := len(counter) - 1; j >= 0; j-- {
+		ahead := backlog - (cNow - counter[j].V)
+		if ahead <= 0 || counter[j].V > cNow {
+			break // none of the waiting tasks is this old, or the counter restarted
+		}
+		older := counter[j].T
+		if j > 0 {
+			older = counter[j-1].T
+		}
+		age := now.Sub(older)
+		left := max(T-age, interval)
+		if r := ahead / left.Seconds(); r >= rate {
+			rate = r
+			if ahead == backlog {
+				why = fmt.Sprintf("%s waiting, all taken as arrived %s ago (per %s): %s / %s left", formatNum(backlog), fmtDur(age), counterName, formatNum(backlog), fmtDur(left))
+			} else {
+				why = fmt.Sprintf("%s waiting, the oldest %s taken as arrived %s ago (per %s): max(%s / %s, %s / %s left)", formatNum(backlog), formatNum(ahead), fmtDur(age), counterName,
+					formatNum(backlog), fmtDur(T), formatNum(ahead), fmtDur(left))
+			}
+		}
 	}
-	first := xs[i]
-	dt := last.T.Sub(first.T).Seconds()
-	if dt <= 0 || last.V < first.V {
-		return 0, false
-	}
-	return (last.V - first.V) / dt, true
+	return rate, why
 }
 
 // errNoThroughput says the estimate has nothing to go on: too little history and no
@@ -155,12 +189,23 @@ func (l *learn) throughput(q string, samples map[string][]Sample, measured map[s
 		if m <= 0 {
 			return estimate{}, fmt.Errorf("throughput(%s): the workers completed nothing in %d intervals over %s with work waiting (stuck?)", q, len(rates), fmtDur(l.window))
 		}
-		measured[q] = Sample{T: now, V: m}
 		stat := "median"
 		if l.arrivals == "" {
 			stat = "upper quartile"
 		}
-		return estimate{perReplica: m, intervals: len(rates), statistic: stat}, nil
+		est := estimate{perReplica: m, intervals: len(rates), statistic: stat}
+		// A pool that slows down (a heavier task mix) is seen in its latest intervals long
+		// before it moves the window's median, and every tick it is overestimated tasks
+		// wait longer: with arrivals, the median of the last min_intervals, when lower,
+		// is the estimate. A speed-up waits for the median, as a scale-down waits for
+		// its cooldown: erring slow costs replica-minutes, not the promise. Without
+		// arrivals a low recent rate is a loose bound, not a slowdown.
+		if recent := quantile(rates[len(rates)-l.minIntervals:], 0.5); l.arrivals != "" && recent > 0 && recent < m {
+			est.window, est.perReplica = m, recent
+			est.statistic = fmt.Sprintf("median of the last %d", l.minIntervals)
+		}
+		measured[q] = Sample{T: now, V: est.perReplica}
+		return est, nil
 	}
 	if last, ok := measured[q]; ok && last.V > 0 {
 		return estimate{perReplica: last.V, intervals: len(rates), age: max(now.Sub(last.T), time.Second)}, nil
@@ -182,26 +227,42 @@ func (e *evalEnv) learnFns(p *Policy) {
 		return est.perReplica, nil
 	})
 	e.vars["drain"] = drainFn(func(q string, seconds float64) (float64, error) {
+		T := time.Duration(seconds * float64(time.Second))
 		backlog, ok := e.vars[q].(float64)
 		if !ok {
-			return 0, fmt.Errorf("drain(%s, %s): %s failed this tick", q, fmtDur(time.Duration(seconds*float64(time.Second))), q)
+			return 0, fmt.Errorf("drain(%s, %s): %s failed this tick", q, fmtDur(T), q)
+		}
+		if T <= 0 {
+			return 0, fmt.Errorf("drain(%s, %s): the time must be positive", q, fmtDur(T))
 		}
 		est, err := p.learn.throughput(q, e.samples, e.throughput, e.now)
 		if err != nil {
 			return 0, err
 		}
-		window := fmtDur(time.Duration(seconds * float64(time.Second)))
-		arriving := ""
-		inflow := 0.0
-		if l := p.learn; l.arrivals != "" {
-			if rate, ok := arrivalRate(e.samples[l.arrivals], e.now, time.Duration(seconds*float64(time.Second))); ok {
-				inflow = rate
-				arriving = fmt.Sprintf(" + %s/s arriving × %s", formatNum(round3(rate)), window)
+		var counter []Sample
+		if a := p.learn.arrivals; a != "" {
+			// The ages come from the counter. Without this tick's value they are unknown and
+			// drain sizes for the backlog alone, which may ask for fewer: the engine does not
+			// scale down on a tick with a failed query, and a scale-up still can happen.
+			if _, ok := e.vars[a].(float64); ok {
+				counter = e.samples[a]
+			} else {
+				e.note(fmt.Sprintf("drain(%s, %s): %s failed, the ages of the waiting tasks are unknown", q, fmtDur(T), a))
 			}
 		}
-		n := (backlog + inflow*seconds) / (est.perReplica * seconds)
-		e.note(fmt.Sprintf("drain(%s, %s): throughput %s over %s; (%s%s) / (%s × %s) = %s", q, window, est, fmtDur(p.learn.window),
-			formatNum(backlog), arriving, formatNum(round3(est.perReplica)), window, formatNum(round3(n))))
+		// The replicas asked for now are what the pool runs until a slowdown shows in the
+		// estimate (min_intervals ticks) and the next scale-up may act (cooldown.up): the
+		// plan leaves that reaction time of T free, so the next decisions can still make
+		// good what this one did not know.
+		// A reaction longer than half of T is not planned for in full: half of T is
+		// kept for the backlog, or a long min_intervals would size for emptying it at once.
+		reaction := time.Duration(p.learn.minIntervals)*p.Interval + p.CooldownUp
+		plan := max(T-reaction, T/2)
+		rate, why := drainNeed(backlog, p.learn.arrivals, counter, e.now, plan, p.Interval)
+		n := rate / est.perReplica
+		e.note(fmt.Sprintf("drain(%s, %s): throughput %s over %s; planned within %s (%s less %s to see a slowdown and act); %s = %s/s; / %s = %s",
+			q, fmtDur(T), est, fmtDur(p.learn.window), fmtDur(plan), fmtDur(T), fmtDur(reaction),
+			why, formatNum(round3(rate)), formatNum(round3(est.perReplica)), formatNum(round3(n))))
 		return n, nil
 	})
 }
