@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ func (o *observer) Decided(t engine.Tick) {
 	d := t.Decision
 	if o.dlog != nil {
 		o.append(record(t))
+	}
+	for _, x := range t.DrainsTimedOut {
+		o.notifier.Notify(notify.Event{Kind: configs.EventDrainTimedOut, Policy: t.Policy.Name, From: d.From, To: d.To, Time: x.Ended,
+			Reason: fmt.Sprintf("replica %s did not go idle within its drain timeout (drained since %s, %s); it was stopped with its work cut short",
+				x.Replica, x.Since.Format(time.RFC3339), x.Reason)})
 	}
 	if t.Repeat {
 		return // a dry run deciding what it decided a tick ago: the log samples it as a hold

@@ -95,7 +95,13 @@ func (r *runner) noteDrains(d policy.Decision, tickStart time.Time) policy.Decis
 			continue
 		}
 		seen[x.ID] = true
-		if r.drainsSeen[x.ID] || r.m == nil {
+		if r.drainsSeen[x.ID] {
+			continue
+		}
+		if x.State == targets.DrainTimedOut {
+			r.timedOut = append(r.timedOut, x)
+		}
+		if r.m == nil {
 			continue
 		}
 		r.m.drain.seconds.Observe(x.Ended.Sub(x.Since).Seconds())

@@ -306,6 +306,14 @@ func testDrainPostgres(t *testing.T, timeout, job time.Duration) {
 		r.waitFor("drains_timed_out_total = 2", 5*time.Second, func() bool {
 			return r.metricValue("autoscalerd_drains_timed_out_total", map[string]string{"policy": "jobs"}) == 2
 		})
+		// The observer (notifications: drain_timed_out) hears each timed-out drain once.
+		r.waitFor("two timed-out drains told to the observer", 5*time.Second, func() bool {
+			n := 0
+			for _, tk := range r.ticks.all() {
+				n += len(tk.DrainsTimedOut)
+			}
+			return n == 2
+		})
 	}
 	r.waitFor("4 drains in the histogram", 5*time.Second, func() bool {
 		return r.metricValue("autoscalerd_drain_duration_seconds", map[string]string{"policy": "jobs"}) == 4

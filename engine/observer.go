@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/targets"
 )
 
 // Observer hears what the engine did, for the durable decision log and notifications.
@@ -38,6 +39,9 @@ type Tick struct {
 	// Repeat marks a dry-run action that is the one of the tick before: the target never
 	// follows a dry run, so it comes back every tick; it is no news.
 	Repeat bool
+	// DrainsTimedOut are the drains that reached their timeout since the last tick: their
+	// replicas were stopped with work in hand.
+	DrainsTimedOut []targets.DrainInfo
 }
 
 // Pause is a policy paused or resumed over the API.

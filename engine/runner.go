@@ -74,8 +74,10 @@ type runner struct {
 	dryRunRepeat bool
 	// budget is tickBudget, set once by newRunner (the readers do not change).
 	budget time.Duration
-	// drainsSeen holds the ended drains already counted in the metrics.
+	// drainsSeen holds the ended drains already counted in the metrics; timedOut the
+	// drains that timed out since the last tick, for the observer.
 	drainsSeen map[uint64]bool
+	timedOut   []targets.DrainInfo
 	// beat is when the loop last showed progress (unix nanoseconds); busyUntil, while a
 	// tick runs, is when it must be over by (0 between ticks). The watchdog reads both.
 	beat, busyUntil atomic.Int64
@@ -282,7 +284,8 @@ func (r *runner) tick(ctx, hard context.Context) {
 	r.persist(d, wasPaused, before)
 	if r.obs != nil {
 		repeat := d.Action != policy.Hold && r.dryRunRepeat
-		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback, Repeat: repeat})
+		r.obs.Decided(Tick{Policy: r.p, Decision: d, Values: values, ScaleErr: scaleErr, Attempted: proposed, Fallback: inFallback(r.p, r.st), WasFallback: wasFallback, Repeat: repeat, DrainsTimedOut: r.timedOut})
+		r.timedOut = nil
 	}
 	if r.m != nil {
 		r.m.eval.Observe(time.Since(start).Seconds())
