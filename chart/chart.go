@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,7 +96,7 @@ func SVG(w io.Writer, c Chart) error {
 		names[i] = s.Name
 	}
 	lx, ly, rows := legendRows(names, c.Width)
-	padT := 26 + rows*legendRow
+	padT := 30 + rows*legendRow // the axis titles sit below the legend
 	class := ""
 	if c.Class != "" {
 		class = ` class="` + html.EscapeString(c.Class) + `"`
@@ -192,7 +193,8 @@ func SVG(w io.Writer, c Chart) error {
 }
 
 // seriesPath is the path of one series. A point with a range (Low/High) draws it as a
-// vertical stroke at the point's x before settling at its value.
+// vertical stroke at the point's x before settling at its value. A step series leaves
+// out the points that change nothing (an hour of a steady count is one segment).
 func seriesPath(s Series, xs []float64, px, py func(float64) float64) string {
 	at := func(vs []float64, i int) float64 {
 		if i < len(vs) {
@@ -202,47 +204,70 @@ func seriesPath(s Series, xs []float64, px, py func(float64) float64) string {
 	}
 	var d strings.Builder
 	pen := false
+	lastY, pending := "", "" // the y the pen is at; the x a left-out point would have reached
+	flush := func() {
+		if pending != "" {
+			d.WriteString("H" + pending)
+			pending = ""
+		}
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	for i, v := range s.Values {
 		if i >= len(xs) {
 			break
 		}
-		x := px(xs[i])
+		x := f(px(xs[i]))
 		lo, hi := at(s.Low, i), at(s.High, i)
 		if math.IsNaN(lo) || math.IsNaN(hi) || lo == v && hi == v {
 			lo, hi = math.NaN(), math.NaN() // nothing beyond the value itself
 		}
 		if math.IsNaN(v) && math.IsNaN(hi) {
+			flush()
 			pen = false
 			continue
 		}
+		y := ""
+		if !math.IsNaN(v) {
+			y = f(py(v))
+		}
 		switch {
 		case !pen:
-			first := v
+			first := y
 			if !math.IsNaN(hi) {
-				first = hi
+				first = f(py(hi))
 			}
-			fmt.Fprintf(&d, "M%.1f %.1f", x, py(first))
+			d.WriteString("M" + x + " " + first)
+			lastY = first
+		case s.Step && math.IsNaN(hi) && y == lastY:
+			pending = x
+			continue
 		case s.Step:
-			fmt.Fprintf(&d, "H%.1f", x)
+			pending = ""
+			d.WriteString("H" + x)
 			if math.IsNaN(hi) {
-				fmt.Fprintf(&d, "V%.1f", py(v))
+				d.WriteString("V" + y)
+				lastY = y
 			}
 		default:
-			first := v
+			first := y
 			if !math.IsNaN(hi) {
-				first = hi
+				first = f(py(hi))
 			}
-			fmt.Fprintf(&d, "L%.1f %.1f", x, py(first))
+			d.WriteString("L" + x + " " + first)
+			lastY = first
 		}
 		if !math.IsNaN(hi) {
-			fmt.Fprintf(&d, "V%.1fV%.1f", py(hi), py(lo))
-			if !math.IsNaN(v) {
-				fmt.Fprintf(&d, "V%.1f", py(v))
+			d.WriteString("V" + f(py(hi)) + "V" + f(py(lo)))
+			lastY = f(py(lo))
+			if y != "" {
+				d.WriteString("V" + y)
+				lastY = y
 			}
 		}
 		// A point whose last reading failed ends the line after its range.
-		pen = !math.IsNaN(v)
+		pen = y != ""
 	}
+	flush()
 	return d.String()
 }
 

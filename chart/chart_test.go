@@ -241,3 +241,32 @@ func TestClockTicks(t *testing.T) {
 		t.Errorf("first tick in IST %s, want 13:00", got)
 	}
 }
+
+// TestSVGSteadyStep: a step series draws the points that change something only, and
+// still reaches the last x: an hour of a steady count is one segment, not 240.
+func TestSVGSteadyStep(t *testing.T) {
+	c := Chart{Width: 400, Height: 200}
+	s := Series{Name: "replicas", Step: true}
+	for i := range 240 {
+		c.X = append(c.X, float64(i*15))
+		v := 2.0
+		if i >= 100 && i < 110 {
+			v = 5
+		}
+		s.Values = append(s.Values, v)
+	}
+	c.Series = []Series{s}
+	var buf bytes.Buffer
+	if err := SVG(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	wellFormed(t, buf.Bytes())
+	d := regexp.MustCompile(`<path d="([^"]*)" fill="none"`).FindStringSubmatch(buf.String())[1]
+	// M, up at point 100, down at point 110, the end: M + 2×(H,V) + H.
+	if got := len(regexp.MustCompile(`[MHV]`).FindAllString(d, -1)); got != 6 {
+		t.Errorf("%d path commands, want 6: %s", got, d)
+	}
+	if !strings.HasSuffix(d, "H344.0") { // padL + plot width: the last point's x
+		t.Errorf("the path does not reach the last point: %s", d)
+	}
+}

@@ -142,7 +142,7 @@ type ChartPoint struct {
 	Time   time.Time
 	Values []float64 // per query, the last reading; NaN when it failed
 	// Low and High are per query the lowest and highest reading of the point (NaN when
-	// none succeeded); nil when the point is a single reading.
+	// none succeeded); nil when only Values are known (points from the decision log).
 	Low, High []float64
 	Desired   int // -1 when there was none
 	Replicas  int
