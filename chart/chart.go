@@ -173,19 +173,22 @@ func SVG(w io.Writer, c Chart) error {
 
 	drawMarks(&b, c.Marks, x0, x1, px, float64(padT), ph)
 
-	for si, s := range c.Series {
-		color := palette[si%len(palette)]
-		top := leftMax
-		if s.Right {
-			top = rightMax
+	// The counts first, the query values over them: a reading that made the policy scale
+	// stays visible where the replica line jumps at the same moment.
+	for _, right := range []bool{false, true} {
+		for si, s := range c.Series {
+			if s.Right != right {
+				continue
+			}
+			color := palette[si%len(palette)]
+			top, dash := leftMax, ""
+			if s.Right {
+				top, dash = rightMax, ` stroke-dasharray="4 2"`
+			}
+			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s/>`, seriesPath(s, c.X, px, func(v float64) float64 { return py(v, top) }), color, dash)
+			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"%s/><text x="%d" y="%d">%s</text>`,
+				lx[si], lx[si]+14, ly[si], ly[si], color, dash, lx[si]+18, ly[si]+4, html.EscapeString(s.Name))
 		}
-		dash := ""
-		if s.Right {
-			dash = ` stroke-dasharray="4 2"`
-		}
-		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s/>`, seriesPath(s, c.X, px, func(v float64) float64 { return py(v, top) }), color, dash)
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"%s/><text x="%d" y="%d">%s</text>`,
-			lx[si], lx[si]+14, ly[si], ly[si], color, dash, lx[si]+18, ly[si]+4, html.EscapeString(s.Name))
 	}
 	b.WriteString(`</svg>`)
 	_, err := io.WriteString(w, b.String())

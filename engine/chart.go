@@ -7,26 +7,32 @@ import (
 	"github.com/autoscalerd/autoscalerd/policy"
 )
 
-// chartWindow is how far back the status page's chart reaches.
-const chartWindow = chartPoints * chartStep
+// How far back the status page's chart reaches, and the average time between its points
+// once the ring is full.
+const (
+	chartWindow = time.Hour
+	chartStep   = chartWindow / chartPoints
+)
 
 // chartRing holds the status page's last hour in at most chartPoints points. Every tick is
 // a point of its own while there is room: a daemon that started ten minutes ago charts
 // every sample. When the points are full, the two neighbours that together span the least
-// time become one, which keeps the hour's points about evenly spread (15 s apart; none
-// spans much more than twice that). A point keeps the last reading of each series and
+// time become one, which keeps the hour's points about evenly spread (chartStep, 24 s,
+// apart; none spans much more than twice that). A point keeps the last reading of each series and
 // the lowest and highest since the point before, so a spike inside a merged point (the
-// reading that made the policy scale) is still drawn. 32 bytes a point plus 12 per query:
-// 10.5 KB per policy with one query.
+// reading that made the policy scale) is still drawn. 28 bytes a point plus 12 per query:
+// 6 KB per policy with one query (a daemon with 1,000 policies keeps 6 MB of charts).
 type chartRing struct {
 	n      int
+	base   int64 // unix milliseconds the points' times count from
 	pts    [chartPoints]chartSample
 	values [][chartPoints]chartRange // per query
 }
 
-// chartSample is one point's time (unix milliseconds of its last tick) and counts.
+// chartSample is one point's time (milliseconds after the ring's base, of its last tick)
+// and counts.
 type chartSample struct {
-	t        int64
+	t        int32
 	desired  chartCount // -1: no desired count
 	replicas chartCount
 }
@@ -65,7 +71,19 @@ func (c *chartRing) add(t time.Time, desired, replicas int, values []policy.Valu
 		c.values, c.n = make([][chartPoints]chartRange, len(values)), 0
 	}
 	ms := t.UnixMilli()
-	s := chartSample{t: ms, desired: countOf(desired), replicas: countOf(replicas)}
+	if c.n > 0 && ms-c.base > math.MaxInt32 {
+		// Weeks after the base: count from the oldest point the ring still holds.
+		shift := int64(c.pts[0].t)
+		for k := range c.n {
+			c.pts[k].t -= int32(shift)
+		}
+		c.base += shift
+	}
+	if c.n == 0 || ms-c.base > math.MaxInt32 || ms-c.base < math.MinInt32 {
+		c.n, c.base = 0, ms // the first tick, or a clock that jumped by weeks
+	}
+	at := int32(ms - c.base)
+	s := chartSample{t: at, desired: countOf(desired), replicas: countOf(replicas)}
 	q := make([]chartRange, 0, 8)
 	for _, v := range values {
 		f := float32(v.V)
@@ -74,15 +92,15 @@ func (c *chartRing) add(t time.Time, desired, replicas int, values []policy.Valu
 		}
 		q = append(q, chartRange{f, f, f})
 	}
-	for c.n > 0 && ms-c.pts[0].t > chartWindow.Milliseconds() {
+	for c.n > 0 && int64(at)-int64(c.pts[0].t) > chartWindow.Milliseconds() {
 		c.remove(0)
 	}
 	if c.n == chartPoints {
 		// Merge where it costs the least resolution: the new tick into the newest point,
 		// or point i into point i+1, whichever pair spans the shortest time.
-		best, cost := c.n-1, ms-c.pts[c.n-2].t
+		best, cost := c.n-1, int64(at)-int64(c.pts[c.n-2].t)
 		for i := 1; i < c.n-1; i++ {
-			if span := c.pts[i+1].t - c.pts[i-1].t; span < cost {
+			if span := int64(c.pts[i+1].t) - int64(c.pts[i-1].t); span < cost {
 				best, cost = i, span
 			}
 		}
@@ -123,7 +141,7 @@ func (c *chartRing) points() []ChartPoint {
 	for k := range c.n {
 		s := c.pts[k]
 		q := len(c.values)
-		p := ChartPoint{Time: time.UnixMilli(s.t),
+		p := ChartPoint{Time: time.UnixMilli(c.base + int64(s.t)),
 			Desired: int(s.desired.last), DesiredLow: int(s.desired.low), DesiredHigh: int(s.desired.high),
 			Replicas: int(s.replicas.last), ReplicasLow: int(s.replicas.low), ReplicasHigh: int(s.replicas.high),
 			Values: make([]float64, q), Low: make([]float64, q), High: make([]float64, q)}

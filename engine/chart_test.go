@@ -103,3 +103,28 @@ func TestChartRingKeepsThePeak(t *testing.T) {
 		}
 	}
 }
+
+// TestChartRingOverWeeks: point times are kept as milliseconds after a base, which moves
+// along when they would overflow (after 24 days): a month of ticks keeps exact times and
+// only the last hour.
+func TestChartRingOverWeeks(t *testing.T) {
+	var c chartRing
+	start := time.UnixMilli(1_700_000_000_123)
+	for i := 0; i <= 30*24*6; i++ { // every 10 minutes for 30 days
+		now := start.Add(time.Duration(i) * 10 * time.Minute)
+		c.add(now, 1, 1, []policy.Value{{V: float64(i)}})
+		pts := c.points()
+		if last := pts[len(pts)-1]; !last.Time.Equal(now) || last.Values[0] != float64(i) {
+			t.Fatalf("tick %d: newest point at %s (%v), want %s (%d)", i, last.Time, last.Values[0], now, i)
+		}
+		if span := pts[len(pts)-1].Time.Sub(pts[0].Time); span > chartWindow || i >= 6 && len(pts) != 7 {
+			t.Fatalf("tick %d: %d points spanning %s, want the last hour's 7", i, len(pts), span)
+		}
+	}
+	// A clock set back by weeks starts the chart again.
+	back := start.Add(-40 * 24 * time.Hour)
+	c.add(back, 1, 1, []policy.Value{{V: -1}})
+	if pts := c.points(); len(pts) != 1 || !pts[0].Time.Equal(back) {
+		t.Errorf("after the clock went back: %+v", pts)
+	}
+}
