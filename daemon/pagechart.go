@@ -13,7 +13,7 @@ import (
 )
 
 // chartRanges are the time ranges the status page charts, in the order it offers them.
-// The last hour comes from memory at full resolution (a point every 15 s); longer ranges
+// The last hour comes from memory (every tick, or points that keep each range); longer ranges
 // from the decision log, which holds every change of the replica count and a sample of
 // the holds: the replica and desired lines are exact, query values appear where a
 // decision was logged.
