@@ -70,6 +70,7 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 	project := fmt.Sprintf("sidecar%d", time.Now().UnixNano()%100000)
 	hatchetPort, apiPort := testenv.FreePort(t), testenv.FreePort(t)
 	composeEnv := append(e.Env(),
+		"COMPOSE_FILE=docker-compose.yml:docker-compose.local.yml", // as the README says
 		"COMPOSE_PROJECT_NAME="+project,
 		fmt.Sprintf("FAKE_HATCHET_PORT=%d", hatchetPort),
 		fmt.Sprintf("AUTOSCALERD_PORT=%d", apiPort),
@@ -78,7 +79,7 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 		composeEnv = append(composeEnv, "DOCKER_SOCKET="+sock)
 	}
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(cc.Bin, append([]string{"--ansi", "never", "-f", "docker-compose.yml", "-f", "docker-compose.local.yml"}, args...)...)
+		cmd := exec.Command(cc.Bin, append([]string{"--ansi", "never"}, args...)...)
 		cmd.Env = composeEnv
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -137,6 +138,10 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 		if name := fmt.Sprintf("%s%sworker%s%d", project, cc.Sep, cc.Sep, i); !strings.Contains(ps, name) {
 			t.Errorf("%s ps does not list %s:\n%s", cc.Name, name, ps)
 		}
+	}
+	// The README's table, from the daemon inside its (locally built) image.
+	if out, err := run("exec", "-T", "autoscalerd", "autoscalerd", "status"); err != nil || !strings.Contains(out, "workers") {
+		t.Errorf("%s exec autoscalerd autoscalerd status: %v\n%s", cc.Name, err, out)
 	}
 	// The daemon's API, published on the host, reports the same.
 	r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/policies", apiPort))
