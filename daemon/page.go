@@ -27,12 +27,12 @@ body{font-family:sans-serif;margin:1.5em;background:#f6f7f9;color:#222}
 h2{margin:.2em 0}.muted{color:#777}
 .head{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;gap:.5em}
 button{font-size:1em;padding:.3em 1em;border:1px solid #888;border-radius:4px;background:#fafafa;cursor:pointer}
-svg{max-width:100%;height:auto}
+svg{max-width:100%;height:auto}svg.chart{display:block}svg.chart-narrow{display:none}
 .ranges a{padding:.1em .5em;border:1px solid #ccc;border-radius:3px;text-decoration:none}.ranges a.on{background:#333;color:#fff}
 table.decisions{border-collapse:collapse;width:100%;font-size:.85em}
 table.decisions td{border-top:1px solid #eee;padding:.25em .4em;vertical-align:top}
 table.decisions td.reason{width:100%}
-@media (max-width:600px){body{margin:.5em}.nums span{margin-right:.8em}table.decisions td.when{white-space:normal}}
+@media (max-width:600px){svg.chart-wide{display:none}svg.chart-narrow{display:block}body{margin:.5em}.nums span{margin-right:.8em}table.decisions td.when{white-space:normal}}
 </style></head><body>
 <h1>autoscalerd <span class="muted" style="font-size:.5em">{{.Version}}{{if .Role}} · {{.Role}}{{end}}</span></h1>
 <p class="ranges">Chart: {{range .Ranges}}<a href="?range={{.Name}}"{{if eq .Name $.Range}} class="on" aria-current="true"{{end}}>{{.Name}}</a> {{end}}</p>
@@ -121,8 +121,8 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 	rangeName, window := chartRange(r.URL.Query().Get("range"))
 	now := time.Now()
 	for _, s := range d.engine.Statuses() {
-		_, _, memory, _ := d.engine.Detail(s.Name)
-		points, note := d.chartPoints(s, memory, window, now)
+		_, decisions, memory, _ := d.engine.Detail(s.Name)
+		points, actions, note := d.chartData(s, memory, decisions, window, now)
 		c := card{S: s, Queries: map[string]string{}, ChartNote: note}
 		for q, v := range s.Queries {
 			if v == nil {
@@ -131,7 +131,7 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 				c.Queries[q] = formatValue(*v)
 			}
 		}
-		c.Chart = template.HTML(policyChart(s, points, window)) // chart.SVG escapes every text it draws
+		c.Chart = template.HTML(policyChart(s, points, actions)) // chart.SVG escapes every text it draws
 		c.Decisions, c.Source = d.pageDecisions(s.Name)
 		cards = append(cards, c)
 	}

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/xml"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -39,11 +41,72 @@ func TestLogPoints(t *testing.T) {
 	}
 	// The axis shows clock times (local, as the page's reader sees them), from the window's
 	// start to now.
-	svg := policyChart(s, got, 24*time.Hour)
+	svg := policyChart(s, got, recs)
 	for _, h := range []int{0, 6, 24} {
 		label := ">" + at(h).Local().Format("Mon 15:04") + "<"
 		if !strings.Contains(svg, label) {
 			t.Errorf("the time axis lacks %s", label)
+		}
+	}
+}
+
+// TestPolicyChart: the page draws a wide and a narrow chart, each with the query's peak
+// within a step, a mark per scaling action (a dry run's repeated proposal once) and
+// clock times on the axis.
+func TestPolicyChart(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 7, 0, 0, 0, time.Local)
+	var pts []engine.ChartPoint
+	for k := range 12 {
+		p := engine.ChartPoint{Time: t0.Add(time.Duration(k) * 15 * time.Second), Values: []float64{0}, Low: []float64{0}, High: []float64{0},
+			Desired: 1, DesiredLow: 1, DesiredHigh: 1, Replicas: 1, ReplicasLow: 1, ReplicasHigh: 1}
+		if k == 4 {
+			p.High[0], p.DesiredHigh = 480, 10
+		}
+		if k >= 4 && k < 10 {
+			p.Replicas, p.ReplicasLow, p.ReplicasHigh = 10, 10, 10
+		}
+		pts = append(pts, p)
+	}
+	recs := []decisionlog.Record{
+		{Time: t0.Add(59 * time.Second), Action: "up", From: 1, To: 10},
+		{Time: t0.Add(60 * time.Second), Action: "hold", From: 10, To: 10},
+		{Time: t0.Add(150 * time.Second), Action: "down", From: 10, To: 1, DryRun: true},
+		{Time: t0.Add(151 * time.Second), Action: "down", From: 10, To: 1, DryRun: true},
+	}
+	s := engine.Status{Name: "w", QueryOrder: []string{"queued"}}
+	svg := policyChart(s, pts, recs)
+	d := xml.NewDecoder(strings.NewReader("<div>" + svg + "</div>"))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, svg)
+		}
+	}
+	charts := strings.Split(svg, "</svg>")[:2]
+	// Clock times on the axis: the chart spans 2m45s, every 30 s on the wide chart, every
+	// 2 minutes on the narrow one.
+	ticks := []string{">07:01:00<", ">07:02<"}
+	for i, class := range []string{`class="chart chart-wide" width="900"`, `class="chart chart-narrow" width="340"`} {
+		c := charts[i]
+		if !strings.Contains(c, class) {
+			t.Fatalf("chart %d is not %s", i, class)
+		}
+		for _, want := range []string{
+			`<g class="mark mark-up"><title>07:00:59 up 1→10</title>`,
+			`<g class="mark mark-down"><title>07:02:30 down 10→1 (dry run)</title>`,
+			ticks[i],
+		} {
+			if !strings.Contains(c, want) {
+				t.Errorf("chart %d lacks %s", i, want)
+			}
+		}
+		if n := strings.Count(c, `class="mark `); n != 2 {
+			t.Errorf("chart %d has %d marks, want 2 (the dry run's repeat is not marked again)", i, n)
+		}
+		// The axis on the right tops out at 500: the peak of 480 makes it so.
+		if !strings.Contains(c, ">500</text>") {
+			t.Errorf("chart %d: the query axis does not reach the peak of 480", i)
 		}
 	}
 }

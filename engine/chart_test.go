@@ -1,13 +1,17 @@
 package engine
 
 import (
-	"github.com/autoscalerd/autoscalerd/policy"
+	"errors"
+	"math"
 	"testing"
 	"time"
+
+	"github.com/autoscalerd/autoscalerd/policy"
 )
 
-// TestChartRing: the newest point is always the latest tick, older points are about a step
-// apart, and the ring keeps at most an hour.
+// TestChartRing: every tick is a point while there is room; then the newest point is
+// still the latest tick, the points stay spread over the hour (none spans more than
+// about two steps) and the ring keeps at most an hour.
 func TestChartRing(t *testing.T) {
 	var c chartRing
 	start := time.Unix(1_700_000_000, 0)
@@ -19,8 +23,11 @@ func TestChartRing(t *testing.T) {
 		if !last.Time.Equal(now) || last.Values[0] != float64(i) || last.Desired != i%7 || last.Replicas != i%5 {
 			t.Fatalf("tick %d: newest point %+v is not the latest tick", i, last)
 		}
-		for k := 1; k+1 < len(pts); k++ {
-			if gap := pts[k].Time.Sub(pts[k-1].Time); gap < chartStep || gap > chartStep+2*time.Second {
+		if i < chartPoints && len(pts) != i+1 {
+			t.Fatalf("tick %d: %d points, want every tick", i, len(pts))
+		}
+		for k := 1; k < len(pts); k++ {
+			if gap := pts[k].Time.Sub(pts[k-1].Time); gap > 2*chartStep+2*time.Second {
 				t.Fatalf("tick %d: points %d and %d are %s apart", i, k-1, k, gap)
 			}
 		}
@@ -29,8 +36,96 @@ func TestChartRing(t *testing.T) {
 	if len(pts) != chartPoints {
 		t.Fatalf("%d points, want %d", len(pts), chartPoints)
 	}
-	if span := pts[len(pts)-1].Time.Sub(pts[0].Time); span < 59*time.Minute || span > 70*time.Minute {
+	if span := pts[len(pts)-1].Time.Sub(pts[0].Time); span < 59*time.Minute || span > time.Hour {
 		t.Errorf("the chart spans %s, want about an hour", span)
+	}
+	// Merged points carry their ticks' ranges: the values rise by one a tick, so a point
+	// covers from just after the point before to its own last value.
+	for k := 1; k < len(pts); k++ {
+		if pts[k].Low[0] != pts[k-1].Values[0]+1 || pts[k].High[0] != pts[k].Values[0] {
+			t.Fatalf("point %d covers %v..%v after a point at %v, want %v..%v", k, pts[k].Low[0], pts[k].High[0], pts[k-1].Values[0], pts[k-1].Values[0]+1, pts[k].Values[0])
+		}
+	}
+}
+
+// TestChartRingKeepsThePeak: a reading inside a merged point (not its last) is kept as the
+// point's high, and a failed reading neither erases the range nor enters it.
+func TestChartRingKeepsThePeak(t *testing.T) {
+	var c chartRing
+	start := time.Unix(1_700_000_000, 0)
+	fail := policy.Value{Err: errors.New("down")}
+	// An hour of a tick a second: the queue is empty but for one reading of 500 half an
+	// hour in (desired 10, and 10 replicas for three ticks), then a failed read, then
+	// empty again.
+	const spike = 1800
+	for i := 0; i < 3600; i++ {
+		v, desired, replicas := policy.Value{V: 0}, 1, 1
+		switch i {
+		case spike:
+			v, desired = policy.Value{V: 500}, 10
+		case spike + 1:
+			v, desired = fail, -1
+		}
+		if i >= spike && i < spike+3 {
+			replicas = 10
+		}
+		c.add(start.Add(time.Duration(i)*time.Second), desired, replicas, []policy.Value{v})
+	}
+	var peak *ChartPoint
+	pts := c.points()
+	for k := range pts {
+		p := &pts[k]
+		if p.High[0] == 500 {
+			if k == 0 || p.Time.Sub(pts[k-1].Time) <= time.Second {
+				t.Fatalf("the reading of 500 is in point %d, which is not a merged one", k)
+			}
+			peak = p
+		}
+	}
+	if peak == nil {
+		t.Fatalf("no point keeps the reading of 500: %+v", pts)
+	}
+	if peak.Low[0] != 0 || peak.DesiredHigh != 10 || peak.DesiredLow != 1 || peak.ReplicasHigh != 10 || peak.ReplicasLow != 1 {
+		t.Errorf("the peak's point: %v..%v, desired %d..%d, replicas %d..%d; want 0..500, desired 1..10, replicas 1..10",
+			peak.Low[0], peak.High[0], peak.DesiredLow, peak.DesiredHigh, peak.ReplicasLow, peak.ReplicasHigh)
+	}
+	if at := peak.Time.Sub(start); at < spike*time.Second || at > spike*time.Second+2*chartStep {
+		t.Errorf("the peak's point is at +%s, want within two steps after +%ds", at, spike)
+	}
+	// A point whose every reading failed has no range.
+	var r chartRing
+	for i := range chartPoints + 1 {
+		r.add(start.Add(time.Duration(i)*time.Second), -1, 1, []policy.Value{fail})
+	}
+	for _, p := range r.points() {
+		if !math.IsNaN(p.Values[0]) || !math.IsNaN(p.Low[0]) || !math.IsNaN(p.High[0]) || p.DesiredLow != -1 || p.DesiredHigh != -1 {
+			t.Fatalf("a point of failed reads: %+v, want NaN values and no desired range", p)
+		}
+	}
+}
+
+// TestChartRingOverWeeks: point times are kept as milliseconds after a base, which moves
+// along when they would overflow (after 24 days): a month of ticks keeps exact times and
+// only the last hour.
+func TestChartRingOverWeeks(t *testing.T) {
+	var c chartRing
+	start := time.UnixMilli(1_700_000_000_123)
+	for i := 0; i <= 30*24*6; i++ { // every 10 minutes for 30 days
+		now := start.Add(time.Duration(i) * 10 * time.Minute)
+		c.add(now, 1, 1, []policy.Value{{V: float64(i)}})
+		pts := c.points()
+		if last := pts[len(pts)-1]; !last.Time.Equal(now) || last.Values[0] != float64(i) {
+			t.Fatalf("tick %d: newest point at %s (%v), want %s (%d)", i, last.Time, last.Values[0], now, i)
+		}
+		if span := pts[len(pts)-1].Time.Sub(pts[0].Time); span > chartWindow || i >= 6 && len(pts) != 7 {
+			t.Fatalf("tick %d: %d points spanning %s, want the last hour's 7", i, len(pts), span)
+		}
+	}
+	// A clock set back by weeks starts the chart again.
+	back := start.Add(-40 * 24 * time.Hour)
+	c.add(back, 1, 1, []policy.Value{{V: -1}})
+	if pts := c.points(); len(pts) != 1 || !pts[0].Time.Equal(back) {
+		t.Errorf("after the clock went back: %+v", pts)
 	}
 }
 

@@ -27,9 +27,8 @@ const (
 	minWakeGap    = time.Second
 	tickSlot      = 100 * time.Millisecond
 	keepDecisions = 64
-	// The status page charts one hour at this resolution.
-	chartStep   = 15 * time.Second
-	chartPoints = 240
+	// The status page charts one hour in at most this many points (chart.go).
+	chartPoints = 150
 )
 
 // runner is one policy's loop. The loop goroutine owns st; everything the HTTP side reads

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +124,105 @@ policies:
 	b.Click(`#policy-e2e button[data-action="resume"]`) // the stored token: no prompt
 	d.waitFor("the policy to be resumed", 15*time.Second, func() bool { return !d.policy("e2e").Paused })
 	d.waitFor("the scale-up after the resume", 15*time.Second, func() bool { return d.policy("e2e").Current == 2 })
+}
+
+// TestStatusPageChartInBrowser loads the chart of a policy that scaled on one reading: the
+// queue reads 95 once between zeros, the policy goes 1→10 and, after its down cooldown,
+// 10→1. In headless Chromium at 1400 px and at 400 px the chart shown (the wide one or
+// the narrow one) draws that reading although it was not the last of its step, marks
+// both actions, and the narrow page needs no sideways scrolling. Screenshots go to the
+// test's artifact directory (go test -artifacts keeps them).
+func TestStatusPageChartInBrowser(t *testing.T) {
+	var spike atomic.Bool
+	queue := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		depth := 0
+		if spike.CompareAndSwap(true, false) {
+			depth = 95
+		}
+		fmt.Fprintf(w, `{"depth": %d}`, depth)
+	}))
+	defer queue.Close()
+	cfg := filepath.Join(t.TempDir(), "autoscalerd.yaml")
+	conf := fmt.Sprintf(`policies:
+  - name: spiky
+    target:
+      process:
+        command: ["sleep", "3600.625"]
+        stop_timeout: 2s
+    min: 1
+    max: 10
+    interval: 200ms
+    queries:
+      depth:
+        http: { url: %q, value: depth }
+    replicas: ceil(depth / 10)
+    cooldown: { up: 0s, down: 3s }
+`, queue.URL)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg)
+	d.waitFor("one worker", 15*time.Second, func() bool { return d.policy("spiky").Current == 1 })
+	time.Sleep(2 * time.Second) // a few points of an empty queue before the spike
+	spike.Store(true)
+	d.waitFor("the scale-up on the one reading of 95", 15*time.Second, func() bool { return d.policy("spiky").Current == 10 })
+	d.waitFor("the scale-down after the down cooldown", 20*time.Second, func() bool { return d.policy("spiky").Current == 1 })
+	time.Sleep(time.Second)
+
+	b := testenv.StartBrowser(t, t.ArtifactDir())
+	page := "http://" + d.addr + "/"
+	for _, size := range []struct {
+		width int
+		shown string
+	}{{1400, "chart-wide"}, {400, "chart-narrow"}} {
+		b.Resize(size.width, 900)
+		b.Open(page)
+		b.WaitFor("the chart", `return !!document.querySelector('#policy-spiky svg.chart')`)
+		b.Screenshot(fmt.Sprintf("chart-%dpx", size.width))
+		var got struct {
+			Shown     []string `json:"shown"`
+			Right     float64  `json:"right"`
+			Viewport  float64  `json:"viewport"`
+			Scroll    float64  `json:"scroll"`
+			Marks     []string `json:"marks"`
+			PeakShare float64  `json:"peakShare"`
+			Ticks     []string `json:"ticks"`
+		}
+		b.Eval(`const card = document.querySelector('#policy-spiky');
+const shown = [...card.querySelectorAll('svg.chart')].filter(s => s.getBoundingClientRect().width > 0);
+const svg = shown[0];
+const frame = svg.querySelector('rect[stroke="#ccc"]').getBBox();
+const query = svg.querySelector('path[stroke-dasharray]').getBBox();
+return {
+  shown: shown.map(s => s.getAttribute('class')),
+  right: svg.getBoundingClientRect().right,
+  viewport: window.innerWidth,
+  scroll: document.documentElement.scrollWidth,
+  marks: [...svg.querySelectorAll('g.mark')].map(g => g.getAttribute('class') + ': ' + g.querySelector('title').textContent),
+  peakShare: (frame.y + frame.height - query.y) / frame.height,
+  ticks: [...svg.querySelectorAll('text.xtick')].map(t => t.textContent),
+};`, &got)
+		t.Logf("%d px: %+v", size.width, got)
+		if len(got.Shown) != 1 || got.Shown[0] != "chart "+size.shown {
+			t.Errorf("%d px: charts shown %q, want the %s one alone", size.width, got.Shown, size.shown)
+		}
+		if got.Scroll > got.Viewport || got.Right > got.Viewport {
+			t.Errorf("%d px: the page is %v px wide and the chart ends at %v: it scrolls sideways", size.width, got.Scroll, got.Right)
+		}
+		var up, down bool
+		for _, m := range got.Marks {
+			up = up || regexp.MustCompile(`^mark mark-up: \d\d:\d\d:\d\d up 1→10$`).MatchString(m)
+			down = down || regexp.MustCompile(`^mark mark-down: \d\d:\d\d:\d\d down 10→1$`).MatchString(m)
+		}
+		if !up || !down {
+			t.Errorf("%d px: marks %q, want the scale-up 1→10 and the scale-down 10→1", size.width, got.Marks)
+		}
+		// The axis tops out at 100; the reading of 95 reaches 95 % of the plot's height.
+		if got.PeakShare < 0.9 {
+			t.Errorf("%d px: the query line reaches %.0f %% of the plot: the reading of 95 is not drawn", size.width, 100*got.PeakShare)
+		}
+		if len(got.Ticks) < 2 || !regexp.MustCompile(`^\d\d:\d\d(:\d\d)?$`).MatchString(got.Ticks[0]) {
+			t.Errorf("%d px: the time axis reads %q, want clock times", size.width, got.Ticks)
+		}
+	}
 }

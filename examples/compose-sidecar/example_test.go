@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,11 +44,12 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestExampleRuns brings the example up as a user would (docker compose up -d), with
-// images built here (no pulls): the fake Hatchet API and autoscalerd as static binaries
-// FROM scratch, and the test worker instead of busybox. Queuing 230 tasks must give 5
-// workers, created by the sidecar through the mounted socket. It runs on Debian's Engine
-// 20.10 with docker-compose 1.29 and on Engine 29 with Compose v5.
+// TestExampleRuns brings the example up as the README's registry-free path does:
+// build-local.sh builds the images here (static binaries FROM scratch: autoscalerd, the
+// fake Hatchet API, the example's worker), then `up -d` with docker-compose.local.yml.
+// Queuing 230 tasks must give 5 workers, created by the sidecar through the mounted
+// socket. It runs on Debian's Engine 20.10 with docker-compose 1.29 and on Engine 29 with
+// Compose v5.
 func TestExampleRuns(t *testing.T) {
 	for _, e := range testenv.Engines(t) {
 		cc := e.UsualCompose()
@@ -63,29 +62,16 @@ func TestExampleRuns(t *testing.T) {
 
 func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 	e := cc.Engine()
-	c := e.Client
-	worker := e.WorkerImage(t)
-	image := func(repo, pkg, entry string) string {
-		bin, err := testenv.BuildStatic(t, pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tag, err := testenv.ScratchImage(c, repo, bin, []string{entry}, nil, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tag
+	build := exec.Command("bash", "build-local.sh")
+	build.Env = append(e.Env(), "DOCKER="+e.DockerCLI)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build-local.sh on %s: %v\n%s", e.Name, err, out)
 	}
 	project := fmt.Sprintf("sidecar%d", time.Now().UnixNano()%100000)
 	hatchetPort, apiPort := testenv.FreePort(t), testenv.FreePort(t)
-	override := filepath.Join(t.TempDir(), "override.yml")
-	if err := os.WriteFile(override, []byte(fmt.Sprintf("services:\n  worker:\n    image: %s\n    command: [serve]\n", worker)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	composeEnv := append(e.Env(),
+		"COMPOSE_FILE=docker-compose.yml:docker-compose.local.yml", // as the README says
 		"COMPOSE_PROJECT_NAME="+project,
-		"FAKE_HATCHET_IMAGE="+image("autoscalerd-example-fakehatchet", "./examples/compose-sidecar/fakehatchet", "/fakehatchet"),
-		"AUTOSCALERD_IMAGE="+image("autoscalerd-example-daemon", "./cmd/autoscalerd", "/usr/local/bin/autoscalerd"),
 		fmt.Sprintf("FAKE_HATCHET_PORT=%d", hatchetPort),
 		fmt.Sprintf("AUTOSCALERD_PORT=%d", apiPort),
 	)
@@ -93,7 +79,7 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 		composeEnv = append(composeEnv, "DOCKER_SOCKET="+sock)
 	}
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(cc.Bin, append([]string{"--ansi", "never", "-f", "docker-compose.yml", "-f", override}, args...)...)
+		cmd := exec.Command(cc.Bin, append([]string{"--ansi", "never"}, args...)...)
 		cmd.Env = composeEnv
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -104,7 +90,7 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 			t.Logf("stop autoscalerd: %v\n%s", err, out)
 		}
 		if t.Failed() {
-			out, _ := run("logs", "--no-color", "autoscalerd", "fake-hatchet")
+			out, _ := run("logs", "--no-color", "autoscalerd", "fake-hatchet", "worker")
 			t.Logf("logs:\n%s", out)
 		}
 		if out, err := run("down", "-v", "-t", "2"); err != nil {
@@ -152,6 +138,10 @@ func testExampleRuns(t *testing.T, cc *testenv.ComposeCLI) {
 		if name := fmt.Sprintf("%s%sworker%s%d", project, cc.Sep, cc.Sep, i); !strings.Contains(ps, name) {
 			t.Errorf("%s ps does not list %s:\n%s", cc.Name, name, ps)
 		}
+	}
+	// The README's table, from the daemon inside its (locally built) image.
+	if out, err := run("exec", "-T", "autoscalerd", "autoscalerd", "status"); err != nil || !strings.Contains(out, "workers") {
+		t.Errorf("%s exec autoscalerd autoscalerd status: %v\n%s", cc.Name, err, out)
 	}
 	// The daemon's API, published on the host, reports the same.
 	r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/policies", apiPort))
