@@ -114,7 +114,7 @@ policies:
 	if st.Current != 1 {
 		t.Errorf("current = %d during the drain, want 1", st.Current)
 	}
-	if d := st.LastDecision; d == nil || !strings.Contains(d.Reason, "→ draining replica "+project+"_worker_") {
+	if d := st.LastDecision; d == nil || !strings.Contains(d.Reason, "→ draining replica "+project+cc.Sep+"worker"+cc.Sep) {
 		t.Errorf("reason does not name the drained containers: %+v", d)
 	}
 	waitUntil(t, "the idle one stopped", 10*time.Second, func() bool {
