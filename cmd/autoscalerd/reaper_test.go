@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,9 +13,7 @@ import (
 // both start a process outside their process group (setsid): the query's is killed after
 // every tick instead of piling up (one per tick), and the worker's goes with the daemon.
 func TestNothingOutlivesItsChild(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/setsid"); err != nil {
-		t.Skip("setsid not found: install util-linux")
-	}
+	testenv.LookPath(t, "setsid", "apt-get install util-linux")
 	// $((n)) keeps the marks out of the shells' own command lines.
 	const queryMark, workerMark = "sleep 3600.94", "sleep 3600.95"
 	cfg := filepath.Join(t.TempDir(), "autoscalerd.yaml")

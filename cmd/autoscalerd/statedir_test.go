@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"fmt"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +26,11 @@ func readOnlyDir(t *testing.T) string {
 		return dir
 	}
 	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("cannot bind-mount as root (%v): run as a non-root user instead", err)
+		testenv.Missing(t, "a bind mount (as root)", fmt.Sprintf("mount failed (%v); run as a non-root user instead", err))
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
-		t.Skipf("cannot remount read-only (%v): run as a non-root user instead", err)
+		testenv.Missing(t, "a read-only remount (as root)", fmt.Sprintf("remount failed (%v); run as a non-root user instead", err))
 	}
 	return dir
 }

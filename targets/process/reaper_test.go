@@ -2,7 +2,6 @@ package process
 
 import (
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -15,9 +14,7 @@ import (
 // subreaper (reaper.Enable, as daemon.Run does): the group kill misses it, the subreaper
 // gets it when the worker dies, and kills and reaps it.
 func TestSetsidGrandchildDiesWithReplica(t *testing.T) {
-	if _, err := exec.LookPath("setsid"); err != nil {
-		t.Skip("setsid not found: install util-linux")
-	}
+	testenv.LookPath(t, "setsid", "apt-get install util-linux")
 	stop, err := reaper.Enable()
 	if err != nil {
 		t.Fatal(err)
