@@ -16,6 +16,7 @@ type Metrics struct {
 	saveErrors   *prometheus.CounterVec
 	evalDuration prometheus.Histogram
 	drain        *drainMetrics
+	pool         *poolMetrics
 }
 
 // NewMetrics registers the engine's series with reg.
@@ -23,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_policy_replicas",
-			Help: "Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now), draining (chosen by a scale-down, waiting to be idle; not in current).",
+			Help: "Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now), draining (chosen by a scale-down, waiting to be idle; not in current), warm, warming and warm_wanted (the warm pool's members ready to hand out, being made, and what it is kept at; not in current).",
 		}, []string{"policy", "kind"}),
 		queryValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "autoscalerd_query_value",
@@ -56,6 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	m.drain = newDrainMetrics(reg)
+	m.pool = newPoolMetrics(reg)
 	reg.MustRegister(m.replicas, m.queryValue, m.queryErrors, m.scaleActions, m.scaleErrors, m.saveErrors, m.paused, m.evalDuration)
 	return m
 }
@@ -72,6 +74,7 @@ type policyMetrics struct {
 	saveErrors                 prometheus.Counter
 	eval                       prometheus.Observer
 	drain                      *policyDrainMetrics
+	pool                       *policyPoolMetrics // nil: the target has no warm pool
 }
 
 func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
@@ -99,6 +102,7 @@ func (m *Metrics) forPolicy(name string, queries []string) *policyMetrics {
 // forget drops a removed policy's series.
 func (m *Metrics) forget(name string) {
 	m.drain.forget(name)
+	m.pool.forget(name)
 	for _, v := range []*prometheus.MetricVec{m.replicas.MetricVec, m.queryValue.MetricVec, m.queryErrors.MetricVec, m.scaleActions.MetricVec, m.scaleErrors.MetricVec, m.saveErrors.MetricVec, m.paused.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}

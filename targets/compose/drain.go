@@ -255,7 +255,7 @@ func (t *Target) runDrain(c api, r replica, d *cdrain, cfg *drain.Config) {
 		return
 	}
 	if out.State != targets.DrainGone {
-		t.finishDrain(c, r)
+		t.finishDrain(c, r, out.State == targets.DrainStopped)
 	}
 	t.dr.book.Set(d.book, out.State, time.Now()) // once stopped, so the time includes the stop
 	t.dr.mu.Lock()
@@ -274,12 +274,16 @@ func closeOnce(ch chan struct{}) {
 
 // finishDrain stops the drained container with its normal stop signal and grace, and
 // removes it, unless it is the service's last container, which stays stopped as the
-// template to scale up from.
-func (t *Target) finishDrain(c api, r replica) {
+// template to scale up from. A container that drained to idle is parked in the warm pool
+// instead when the pool takes scale-ins and has room.
+func (t *Target) finishDrain(c api, r replica, idle bool) {
 	t.dr.finishMu.Lock()
 	defer t.dr.finishMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), scaleStopLimit)
 	defer cancel()
+	if idle && t.parkDrained(ctx, c, r) {
+		return
+	}
 	rs, err := t.replicas(ctx, c)
 	last := err == nil && len(rs) == 1
 	if last {
@@ -452,6 +456,6 @@ func (t *Target) closeDrains(ctx context.Context) {
 			}
 		}
 		t.log.Warn("stopping with a replica draining and no state_dir to record it: stopping it", "container", d.Name)
-		t.finishDrain(c, r)
+		t.finishDrain(c, r, false)
 	}
 }
