@@ -3,9 +3,9 @@ package compose
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -227,7 +227,6 @@ func testWarmPoolStopped(t *testing.T, cc *testenv.ComposeCLI) {
 	}
 	checkReplicas(t, cc, dir, project, 1, 3)
 }
-
 
 // TestSplitPool: members built from another image or configuration than the running
 // replicas are stale; in-flight containers are in no list; the want respects the max.
