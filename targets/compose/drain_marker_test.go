@@ -150,3 +150,46 @@ func testDrainMarker(t *testing.T, cc *testenv.ComposeCLI) {
 		t.Errorf("E: %d replicas, drains %+v; want 3 and none (the marker says resumed)", st.Replicas, e2.Drains())
 	}
 }
+
+// TestComposeDrainStaleMarker: the service's last container, drained to 0, stays stopped
+// as the template with its marker; started again by a scale-up it is a new worker process,
+// not quiet, and a daemon that looks at it then does not drain it.
+func TestComposeDrainStaleMarker(t *testing.T) { eachEngine(t, testDrainStaleMarker) }
+
+func testDrainStaleMarker(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c, _, project := startJobWorkers(t, cc)
+	ctx := context.Background()
+	cfg := jobsConfig(project, time.Minute)
+	a := jobsTarget(t, e, cfg, t.TempDir())
+	t.Cleanup(func() { a.Close(context.Background()) })
+	rs, err := a.replicas(ctx, mustClient(t, a))
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("replicas %v, %v; want the one compose started", rs, err)
+	}
+	waitUntil(t, "the worker ready", 30*time.Second, func() bool {
+		_, err := a.busy(ctx, mustClient(t, a), cfg.Drain, rs[0])
+		return err == nil
+	})
+	mustScale(t, a, 0)
+	waitUntil(t, "the drain over", 20*time.Second, func() bool { return a.Drains()[0].State.Over() })
+	if got := serviceContainers(t, c, project, "worker"); len(got) != 1 || got[0].State.Running {
+		t.Fatalf("after the drain to 0: %d containers, want the template, stopped", len(got))
+	}
+	if _, ok, err := readMarker(ctx, mustClient(t, a), rs[0].id); !ok || err != nil {
+		t.Fatalf("the stopped template has no marker (%v); the test would prove nothing", err)
+	}
+	mustScale(t, a, 1)
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := jobsTarget(t, e, cfg, t.TempDir())
+	t.Cleanup(func() { b.Close(context.Background()) })
+	st, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Replicas != 1 || len(b.Drains()) != 0 {
+		t.Errorf("B: %d replicas, drains %+v; want 1 and none (the container was started again since its drain)", st.Replicas, b.Drains())
+	}
+}

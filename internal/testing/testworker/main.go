@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -46,38 +47,28 @@ func main() {
 	os.Exit(serve(args))
 }
 
-func get(args []string) int {
+func get(args []string) int  { return fetch(http.MethodGet, args) }
+func post(args []string) int { return fetch(http.MethodPost, args) }
+
+// fetch makes the request, prints the answer's body and exits 0 on a 2xx answer.
+func fetch(method string, args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: testworker get URL")
+		fmt.Fprintf(os.Stderr, "usage: testworker %s URL\n", strings.ToLower(method))
+		return 2
+	}
+	req, err := http.NewRequest(method, args[0], nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(args[0])
+	resp, err := c.Do(req)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(os.Stdout, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, resp.Status)
-		return 1
-	}
-	return 0
-}
-
-func post(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: testworker post URL")
-		return 2
-	}
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Post(args[0], "text/plain", nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		fmt.Fprintln(os.Stderr, resp.Status)
 		return 1
