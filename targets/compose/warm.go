@@ -485,6 +485,14 @@ func (t *Target) parkRoom(members []replica, n int) int {
 func (t *Target) park(ctx context.Context, c api, r replica) error {
 	t.pool.claim(r.name)
 	defer t.pool.release(r.name)
+	// A drained container carries the drain's marker; in the pool it is a member, no
+	// longer a drain a restarted daemon should take up (a member handed out is resumed).
+	if m, ok, err := readMarker(ctx, c, r.id); err == nil && ok && !m.Resumed {
+		m.Resumed = true
+		if err := writeMarker(ctx, c, r.id, m); err != nil {
+			return fmt.Errorf("clearing the drain marker of %s: %w", r.name, err)
+		}
+	}
 	if t.pool.cfg.StateOrDefault() == warm.Stopped {
 		if err := t.stop(ctx, c, r); err != nil {
 			return err
@@ -495,7 +503,7 @@ func (t *Target) park(ctx context.Context, c api, r replica) error {
 	t.pool.mu.Lock()
 	t.pool.info.Parked++
 	t.pool.mu.Unlock()
-	t.log.Debug("parked replica in the warm pool", "container", r.name)
+	t.log.Info("parked the replica in the warm pool instead of removing it", "container", r.name, "state", string(t.pool.cfg.StateOrDefault()))
 	return nil
 }
 

@@ -262,3 +262,91 @@ func TestSplitPool(t *testing.T) {
 		t.Errorf("want %d with 2 running, size 4 and max 5; want 3", p.info.Want)
 	}
 }
+
+// TestComposeWarmPoolJobs: job workers from a Postgres task table with a drain block
+// (busy on /busy, SIGTSTP quiet, SIGCONT resume). Members are made while jobs wait: each
+// is paused only once it is quiet and idle, so no member is frozen holding a job; handed
+// out, they are resumed and take jobs; a scale-in drains and parks an idle replica back
+// in the pool (reuse_on_scale_in), the same container. No job is cut short or run twice.
+func TestComposeWarmPoolJobs(t *testing.T) { eachEngine(t, testWarmPoolJobs) }
+
+func testWarmPoolJobs(t *testing.T, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	c, pg, project := startJobWorkers(t, cc)
+	cfg := jobsConfig(project, time.Minute)
+	cfg.Warm = &warm.Config{Size: 2, ReuseOnScaleIn: true, MaxSize: 3}
+	tg := jobsTarget(t, e, cfg, t.TempDir())
+	t.Cleanup(func() { tg.Close(context.Background()) })
+	ctx := context.Background()
+
+	const job = 1500 * time.Millisecond
+	pg.Exec(t, fmt.Sprintf("INSERT INTO tasks (duration_ms) SELECT %d FROM generate_series(1, 12)", job/time.Millisecond))
+	if _, err := tg.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	members := waitPool(t, tg, c, project, container.StatePaused, 2)
+	memberHost := map[string]bool{}
+	for _, id := range members {
+		memberHost[id[:12]] = true
+	}
+	// A paused member holds no job: every job a member took while it warmed up is done.
+	for _, r := range pg.JobRuns(t) {
+		if memberHost[hostOf(r.Worker)] && r.Finished == nil {
+			t.Errorf("task %d is held by pool member %s, frozen mid-job", r.Task, hostOf(r.Worker))
+		}
+	}
+	took := mustScale(t, tg, 3)
+	t.Logf("%s: 1→3 from the pool took %s", e.Name, took)
+	waitUntil(t, "the handed-out members take jobs", 20*time.Second, func() bool {
+		took := map[string]bool{}
+		for _, r := range pg.JobRuns(t) {
+			if memberHost[hostOf(r.Worker)] && r.Started.After(time.Now().Add(-10*time.Second)) {
+				took[hostOf(r.Worker)] = true
+			}
+		}
+		return len(took) == 2
+	})
+	waitUntil(t, "every job done", 60*time.Second, func() bool {
+		for _, r := range pg.JobRuns(t) {
+			if r.Status != "done" {
+				return false
+			}
+		}
+		return len(pg.JobRuns(t)) >= 12
+	})
+	waitPool(t, tg, c, project, container.StatePaused, 2)
+
+	// 3→1: the two drained (idle) replicas: one is parked (max_size 3, 2 members), one removed.
+	running := byState(t, c, project)[container.StateRunning]
+	mustScale(t, tg, 1)
+	waitUntil(t, "the drains over", 30*time.Second, func() bool {
+		for _, d := range tg.Drains() {
+			if !d.State.Over() {
+				return false
+			}
+		}
+		return tg.Pool().Parked == 1
+	})
+	paused := byState(t, c, project)[container.StatePaused]
+	parked := 0
+	for _, id := range paused {
+		if slices.Contains(running, id) {
+			parked++
+		}
+	}
+	if parked != 1 || len(paused) != 3 {
+		t.Errorf("after 3→1: %d paused, %d of them replicas that ran; want 3 and 1 parked", len(paused), parked)
+	}
+	seen := map[int64]int{}
+	for _, r := range pg.JobRuns(t) {
+		seen[r.Task]++
+		if r.Finished == nil {
+			t.Errorf("task %d was cut short on %s", r.Task, r.Worker)
+		}
+	}
+	for task, n := range seen {
+		if n != 1 {
+			t.Errorf("task %d ran %d times", task, n)
+		}
+	}
+}
