@@ -40,13 +40,7 @@ func BenchmarkScaleUp20(b *testing.B) {
 
 func benchScaleUp20(b *testing.B, cc *testenv.ComposeCLI) {
 	e := cc.Engine()
-	img := e.WorkerImage(b)
-	project := projectName("ascbench")
-	dir := cc.Project(b, project, fmt.Sprintf(`services:
-  worker:
-    image: %s
-    stop_grace_period: 5s
-`, img))
+	project, dir := benchProject(b, cc, "ascbench")
 	tg, err := New(&Config{Project: project, Service: "worker", StopTimeout: -1}, targets.Deps{DockerHost: e.Host})
 	if err != nil {
 		b.Fatal(err)
@@ -206,15 +200,20 @@ func BenchmarkWarmScaleUp20(b *testing.B) {
 	}
 }
 
-func benchWarmScaleUp20(b *testing.B, cc *testenv.ComposeCLI) {
-	e := cc.Engine()
-	img := e.WorkerImage(b)
-	project := projectName("ascwbench")
-	dir := cc.Project(b, project, fmt.Sprintf(`services:
+// benchProject brings up a one-service project of the test worker for a benchmark.
+func benchProject(b *testing.B, cc *testenv.ComposeCLI, prefix string) (project, dir string) {
+	project = projectName(prefix)
+	dir = cc.Project(b, project, fmt.Sprintf(`services:
   worker:
     image: %s
     stop_grace_period: 5s
-`, img))
+`, cc.Engine().WorkerImage(b)))
+	return project, dir
+}
+
+func benchWarmScaleUp20(b *testing.B, cc *testenv.ComposeCLI) {
+	e := cc.Engine()
+	project, dir := benchProject(b, cc, "ascwbench")
 	build := func(w *warm.Config) *Target {
 		tg, err := New(&Config{Project: project, Service: "worker", StopTimeout: -1, Warm: w}, targets.Deps{DockerHost: e.Host, MaxReplicas: 20})
 		if err != nil {
