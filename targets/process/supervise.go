@@ -22,6 +22,13 @@ func (t *target) supervise(r *replica, c *child) {
 				delay = t.timing.backoffMin
 			}
 			ps := c.cmd.ProcessState
+			if t.isPooled(r) {
+				// A member is not capacity: restarting it would make a running replica
+				// nobody counts. The refill makes a new one at its next round.
+				t.log.Warn("warm pool member exited; dropping it", "replica", r.index, "pid", c.pid, "status", exitStatus(ps))
+				t.forget(r)
+				return
+			}
 			if t.isDraining(r) {
 				// It was told to go quiet, and ended: its drain is over, and a restart
 				// would bring back a replica that takes work.
@@ -91,6 +98,10 @@ func (t *target) terminate(r *replica, c *child) {
 	t.log.Info("stopping process", "replica", r.index, "pid", c.pid, "signal", signalName(sig))
 	if err := c.signalGroup(sig); err != nil {
 		t.log.Warn("cannot signal process group", "replica", r.index, "pid", c.pid, "err", err)
+	}
+	if r.frozen.Load() {
+		// After the stop signal, so the frozen group handles it as soon as it runs.
+		_ = c.signalGroup(syscall.SIGCONT)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
