@@ -203,6 +203,20 @@ func mustStatus(t testing.TB, tg *target, want targets.Status) {
 	}
 }
 
+// mustClose closes tg and fails if that took longer than within.
+func mustClose(t testing.TB, tg *target, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*within)
+	defer cancel()
+	start := time.Now()
+	if err := tg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > within {
+		t.Errorf("close took %s, want at most %s", took, within)
+	}
+}
+
 func mustScale(t testing.TB, tg *target, n int) time.Duration {
 	t.Helper()
 	start := time.Now()

@@ -22,11 +22,7 @@ func (t *target) supervise(r *replica, c *child) {
 				delay = t.timing.backoffMin
 			}
 			ps := c.cmd.ProcessState
-			if t.isPooled(r) {
-				// A member is not capacity: restarting it would make a running replica
-				// nobody counts. The refill makes a new one at its next round.
-				t.log.Warn("warm pool member exited; dropping it", "replica", r.index, "pid", c.pid, "status", exitStatus(ps))
-				t.forget(r)
+			if t.memberExited(r, c) {
 				return
 			}
 			if t.isDraining(r) {

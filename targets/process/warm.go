@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"syscall"
 	"time"
@@ -155,6 +156,14 @@ func (t *target) warmUp(r *replica, cfg *drain.Config) {
 	defer t.wg.Done()
 	if cfg != nil {
 		ctx, cancel := context.WithTimeout(t.ctx, settleTimeout)
+		// A member stopped or dead meanwhile has nothing left to settle.
+		go func() {
+			select {
+			case <-r.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		err := drain.Settle(ctx, cfg, t.reach(r.index))
 		cancel()
 		if err != nil {
@@ -287,9 +296,17 @@ func (t *target) park(r *replica) bool {
 	return true
 }
 
-// isPooled reports whether r is a pool member.
-func (t *target) isPooled(r *replica) bool {
+// memberExited drops r if it is a pool member whose child exited, and reports whether
+// it did. A member is not capacity: restarting it would make a running replica nobody
+// counts. The refill's next round (not a kick: a member that keeps crashing is retried
+// at its pace) makes a new one.
+func (t *target) memberExited(r *replica, c *child) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.pooled[r.index] == r
+	if t.pooled[r.index] != r {
+		return false
+	}
+	delete(t.pooled, r.index)
+	t.poolFailed(fmt.Errorf("member %d (pid %d) exited: %s", r.index, c.pid, exitStatus(c.cmd.ProcessState)))
+	return true
 }
