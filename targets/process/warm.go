@@ -256,6 +256,9 @@ func (t *target) takeFromPool(ctx context.Context, k int) int {
 	t.pool.handedOut += uint64(len(taken))
 	cfg := t.drain
 	t.mu.Unlock()
+	if len(taken) > 0 {
+		t.log.Info("handed out warm pool members", "count", len(taken), "first", taken[0].index)
+	}
 	if cfg == nil || (cfg.QuietSignal == "" && cfg.Quiet == nil) || len(taken) == 0 {
 		return len(taken)
 	}
@@ -272,7 +275,6 @@ func (t *target) takeFromPool(ctx context.Context, k int) int {
 	for range taken {
 		<-done
 	}
-	t.log.Info("handed out warm pool members", "count", len(taken))
 	return len(taken)
 }
 

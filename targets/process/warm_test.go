@@ -298,3 +298,25 @@ func newBenchTarget(b *testing.B, w *warm.Config) (*target, *recorder) {
 	}
 	return newTestTarget(b, "serve", nil, nil, testTiming)
 }
+
+// TestWarmUpdate: a resized pool applies in place; adding or removing one needs a new
+// group.
+func TestWarmUpdate(t *testing.T) {
+	tg, _ := newWarmTarget(t, &warm.Config{Size: 2}, 0, false, nil)
+	cfg := defaultConfig()
+	cfg.Command, cfg.Env = tg.argv, map[string]configs.Secret{childModeEnv: configs.NewSecret("serve")}
+	cfg.StopTimeout = configs.Duration(5 * time.Second)
+	cfg.Warm = &warm.Config{Size: 5}
+	apply, same := tg.Update(cfg)
+	if !same {
+		t.Fatal("a resized pool is not applied in place")
+	}
+	apply()
+	if got := tg.Pool().Size; got != 5 {
+		t.Errorf("pool size %d after the update, want 5", got)
+	}
+	cfg.Warm = nil
+	if _, same := tg.Update(cfg); same {
+		t.Error("removing the pool was applied in place")
+	}
+}
