@@ -94,6 +94,12 @@ func TestConfigErrors(t *testing.T) {
 			`test.yaml:2:15: q.stop_timeout: "10" is not a duration (use 10s)`},
 		{"replica env reserved", "command: [w]\nenv: { AUTOSCALER_REPLICA: \"1\" }\n",
 			`test.yaml:2:6: q.env: AUTOSCALER_REPLICA is set by autoscalerd for each replica and cannot be overridden`},
+		{"warm stopped", "command: [w]\nwarm: { size: 2, state: stopped }\n",
+			`test.yaml:2:25: q.warm.state: a process cannot be made without being started, so a stopped pool would hold nothing; use paused (started, then SIGSTOPped)`},
+		{"warm unresumable drain", "command: [w]\ndrain: { busy: { file: /b }, quiet_signal: SIGUSR1 }\nwarm: { size: 2 }\n",
+			`test.yaml:3:7: q.warm: a paused member is told to go quiet (the drain block's quiet) before it is frozen, and nothing could tell it to take work again once handed out; add resume_signal or resume to the drain block`},
+		{"warm reuse without drain", "command: [w]\nwarm: { size: 2, reuse_on_scale_in: true }\n",
+			`test.yaml:2:37: q.warm.reuse_on_scale_in: parking a replica paused would freeze the job it is working on; add a drain: block so it is parked only once idle`},
 		{"unknown key", "command: [w]\nrestarts: never\n",
 			`test.yaml:2:1: q: unknown key "restarts" (did you mean "restart"?)`},
 	} {

@@ -88,7 +88,8 @@ func (t *target) runDrain(r *replica, run *drainRun) {
 	case targets.DrainStopped, targets.DrainTimedOut:
 		t.mu.Lock()
 		mine := t.draining[r.index] == r && r.run == run
-		if mine {
+		parked := mine && out.State == targets.DrainStopped && t.park(r)
+		if mine && !parked {
 			delete(t.draining, r.index)
 			t.leaving[r.index] = r
 			close(r.stop)
@@ -104,10 +105,12 @@ func (t *target) runDrain(r *replica, run *drainRun) {
 				args = append(args, "busy_check_err", out.LastErr)
 			}
 			t.log.Warn("drain timed out while the replica is still busy; stopping it now cuts its work short", args...)
-		} else {
+		} else if !parked {
 			t.log.Info("replica is idle; stopping it", "replica", r.index)
 		}
-		<-r.done // the drain's time includes the stop
+		if !parked {
+			<-r.done // the drain's time includes the stop
+		}
 	case targets.DrainTakenBack:
 		// takeBack did the rest.
 	case targets.DrainGone:
@@ -183,6 +186,9 @@ func (t *target) reach(idx int) drain.Reach {
 			r := t.draining[idx]
 			if r == nil {
 				r = t.live[idx]
+			}
+			if r == nil {
+				r = t.pooled[idx] // a member being settled
 			}
 			t.mu.Unlock()
 			if r == nil || r.pid.Load() == 0 {

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -233,15 +232,7 @@ func TestDrainReplicaExitsOnItsOwn(t *testing.T) {
 // draining replicas like the rest.
 func TestDrainCloseStopsDrainingReplicas(t *testing.T) {
 	tg, rec := drainOneOfTwoBusy(t, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := tg.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("close took %s", took)
-	}
+	mustClose(t, tg, 5*time.Second)
 	if n := len(rec.matching(`got SIGTERM replica=[12]`)); n != 2 {
 		t.Errorf("%d replicas got SIGTERM at close, want 2\n%s", n, rec.dump())
 	}

@@ -63,7 +63,7 @@ func (h *recorder) matching(re string) []record {
 }
 
 // waitN waits until at least n records match re and returns them.
-func (h *recorder) waitN(t *testing.T, re string, n int, timeout time.Duration) []record {
+func (h *recorder) waitN(t testing.TB, re string, n int, timeout time.Duration) []record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -93,7 +93,7 @@ var testTiming = timing{backoffMin: 50 * time.Millisecond, backoffMax: 400 * tim
 
 // newTestTarget supervises copies of the test binary in the given child mode; env adds
 // to the child's environment. The target is closed at the end of the test.
-func newTestTarget(t *testing.T, mode string, env map[string]string, edit func(*Config), tm timing) (*target, *recorder) {
+func newTestTarget(t testing.TB, mode string, env map[string]string, edit func(*Config), tm timing) (*target, *recorder) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -172,7 +172,7 @@ func processGone(pid int) bool {
 }
 
 // waitGone waits until every pid has exited.
-func waitGone(t *testing.T, timeout time.Duration, pids ...int) {
+func waitGone(t testing.TB, timeout time.Duration, pids ...int) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -192,7 +192,7 @@ func waitGone(t *testing.T, timeout time.Duration, pids ...int) {
 	}
 }
 
-func mustStatus(t *testing.T, tg *target, want targets.Status) {
+func mustStatus(t testing.TB, tg *target, want targets.Status) {
 	t.Helper()
 	got, err := tg.Status(context.Background())
 	if err != nil {
@@ -203,7 +203,21 @@ func mustStatus(t *testing.T, tg *target, want targets.Status) {
 	}
 }
 
-func mustScale(t *testing.T, tg *target, n int) time.Duration {
+// mustClose closes tg and fails if that took longer than within.
+func mustClose(t testing.TB, tg *target, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*within)
+	defer cancel()
+	start := time.Now()
+	if err := tg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > within {
+		t.Errorf("close took %s, want at most %s", took, within)
+	}
+}
+
+func mustScale(t testing.TB, tg *target, n int) time.Duration {
 	t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		miniDaemon()
 	case "drainee":
 		draineeChild()
+	case "warmee":
+		warmeeChild()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", childModeEnv, mode)
 		os.Exit(3)

@@ -23,6 +23,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/targets"
 	"github.com/autoscalerd/autoscalerd/targets/drain"
+	"github.com/autoscalerd/autoscalerd/targets/warm"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -56,6 +57,8 @@ type Config struct {
 	Restart string `yaml:"restart"`
 	// Drain makes scale-in wait for busy replicas (see drain.go).
 	Drain *drain.Config `yaml:"drain"`
+	// Warm keeps a pool of SIGSTOPped standby replicas that scale-ups take first (warm.go).
+	Warm *warm.Config `yaml:"warm"`
 }
 
 // Argv is a program and its arguments, run without a shell.
@@ -110,6 +113,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	}
 	if c.Drain != nil {
 		c.Drain.Check(ch, "drain", drain.Process)
+	}
+	if c.Warm != nil {
+		c.Warm.Check(ch, "warm", warm.Process, c.Drain != nil, c.Drain != nil && !c.Drain.Resumable())
 	}
 }
 

@@ -27,6 +27,9 @@ type replica struct {
 	// started is when the current child started (unix ns): a drain takes the least
 	// recently started replica first.
 	started atomic.Int64
+	// frozen is set while the replica is a SIGSTOPped warm pool member: its stop must
+	// continue it, or the stop signal stays pending until stop_timeout's SIGKILL.
+	frozen atomic.Bool
 	// run is the replica's drain while it is in target.draining; guarded by target.mu.
 	run *drainRun
 }

@@ -22,6 +22,9 @@ func (t *target) supervise(r *replica, c *child) {
 				delay = t.timing.backoffMin
 			}
 			ps := c.cmd.ProcessState
+			if t.memberExited(r, c) {
+				return
+			}
 			if t.isDraining(r) {
 				// It was told to go quiet, and ended: its drain is over, and a restart
 				// would bring back a replica that takes work.
@@ -91,6 +94,10 @@ func (t *target) terminate(r *replica, c *child) {
 	t.log.Info("stopping process", "replica", r.index, "pid", c.pid, "signal", signalName(sig))
 	if err := c.signalGroup(sig); err != nil {
 		t.log.Warn("cannot signal process group", "replica", r.index, "pid", c.pid, "err", err)
+	}
+	if r.frozen.Load() {
+		// After the stop signal, so the frozen group handles it as soon as it runs.
+		_ = c.signalGroup(syscall.SIGCONT)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

@@ -67,15 +67,19 @@ type target struct {
 	// draining holds replicas chosen by a scale-down that wait to be idle; they are not
 	// counted, and their indexes stay taken.
 	draining map[int]*replica
-	closed   bool
-	changed  func()         // from Watch; nil when nobody watches
-	wg       sync.WaitGroup // one per replica goroutine
+	// pooled holds the warm pool's members (warm.go): not capacity, indexes taken.
+	pooled  map[int]*replica
+	pool    *pool // nil without a warm block
+	closed  bool
+	changed func()         // from Watch; nil when nobody watches
+	wg      sync.WaitGroup // one per replica goroutine
 }
 
 var (
 	_ targets.Closer  = (*target)(nil)
 	_ targets.Watcher = (*target)(nil)
 	_ targets.Drainer = (*target)(nil)
+	_ targets.Pooler  = (*target)(nil)
 )
 
 func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
@@ -102,6 +106,8 @@ func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		draining:    map[int]*replica{},
+		pooled:      map[int]*replica{},
+		pool:        newPool(cfg.Warm, deps.MaxReplicas),
 		policy:      deps.Policy,
 		log:         log,
 		argv:        slices.Clone(cfg.Command),
@@ -133,7 +139,10 @@ func (t *target) Update(cfg any) (func(), bool) {
 		return nil, false
 	}
 	t.mu.Lock()
-	same := slices.Equal(t.argv, c.Command) && t.dir == c.Dir && t.restart == restart && slices.Equal(t.env, c.environ())
+	// A pool may be resized in place, but not added or removed: its refill loop and
+	// members belong to the group as built.
+	same := slices.Equal(t.argv, c.Command) && t.dir == c.Dir && t.restart == restart && slices.Equal(t.env, c.environ()) &&
+		(t.pool == nil) == (c.Warm == nil)
 	t.mu.Unlock()
 	if !same {
 		return nil, false
@@ -141,9 +150,13 @@ func (t *target) Update(cfg any) (func(), bool) {
 	timeout := c.StopTimeout.D()
 	return func() {
 		t.mu.Lock()
-		defer t.mu.Unlock()
 		// Drains under way keep the settings they started with.
 		t.stopSig, t.stopTimeout, t.drain = sig, timeout, c.Drain
+		if t.pool != nil {
+			t.pool.cfg = c.Warm
+		}
+		t.mu.Unlock()
+		t.kickPool() // the refill applies a new size
 	}, true
 }
 
@@ -161,6 +174,7 @@ func (t *target) Status(context.Context) (targets.Status, error) {
 	if t.closed {
 		return targets.Status{}, t.errorf("status: %w", errClosed)
 	}
+	t.startPool()
 	st := targets.Status{Replicas: len(t.live), Fresh: !t.scaled}
 	for _, r := range t.live {
 		if r.running.Load() {
@@ -184,9 +198,14 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 		return t.errorf("scale: %w", errClosed)
 	}
 	t.scaled = true
+	t.startPool()
+	// After every scale: the pool's Want and Keep follow the running count. Deferred
+	// first, so it runs once t.mu is released; scale-up never waits for the refill.
+	defer t.kickPool()
 	if cur := len(t.live); n > cur {
 		t.mu.Unlock()
 		k := n - cur - t.takeBack(ctx, n-cur)
+		k -= t.takeFromPool(ctx, k)
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		if t.closed {
@@ -206,9 +225,7 @@ func (t *target) Scale(ctx context.Context, n int, _ targets.Reason) error {
 
 // scaleUp starts k replicas at the lowest free indexes. t.mu is held.
 func (t *target) scaleUp(ctx context.Context, k int) error {
-	if t.spawn == nil {
-		t.spawn = newSpawner()
-	}
+	t.ensureSpawner()
 	for range k {
 		if err := ctx.Err(); err != nil {
 			return t.errorf("scale up: %w", err)
@@ -228,11 +245,18 @@ func (t *target) scaleUp(ctx context.Context, k int) error {
 	return nil
 }
 
+// ensureSpawner starts the spawner on first use. t.mu is held.
+func (t *target) ensureSpawner() {
+	if t.spawn == nil {
+		t.spawn = newSpawner()
+	}
+}
+
 // freeIndex returns the lowest index not held by a supervised or stopping replica.
 // t.mu is held.
 func (t *target) freeIndex() int {
 	for i := 1; ; i++ {
-		if t.live[i] == nil && t.leaving[i] == nil && t.draining[i] == nil {
+		if t.live[i] == nil && t.leaving[i] == nil && t.draining[i] == nil && t.pooled[i] == nil {
 			return i
 		}
 	}
@@ -282,6 +306,9 @@ func (t *target) forget(r *replica) {
 	if t.draining[r.index] == r {
 		delete(t.draining, r.index)
 	}
+	if t.pooled[r.index] == r {
+		delete(t.pooled, r.index)
+	}
 }
 
 // Watch implements targets.Watcher: it asks for an early evaluation when a replica leaves
@@ -325,6 +352,9 @@ func (t *target) Close(ctx context.Context) error {
 		delete(t.draining, i)
 		t.leaving[i] = r
 		close(r.stop)
+	}
+	for _, r := range t.pooled {
+		t.unpool(r)
 	}
 	stopping := t.pickHighest(len(t.live))
 	for _, r := range t.leaving {

@@ -108,7 +108,11 @@ func (c *Config) Check(ch *configs.Check, field string, kind Kind, hasDrain, unr
 		}
 	}
 	if c.ReuseOnScaleIn && c.StateOrDefault() == Paused && !hasDrain && ch.Has(at("reuse_on_scale_in")) {
-		ch.Errorf(at("reuse_on_scale_in"), "parking a replica paused would freeze the job it is working on; add a drain: block so it is parked only once idle, or use state: stopped")
+		hint := ", or use state: stopped"
+		if kind == Process {
+			hint = "" // a process pool has no stopped state
+		}
+		ch.Errorf(at("reuse_on_scale_in"), "parking a replica paused would freeze the job it is working on; add a drain: block so it is parked only once idle%s", hint)
 	}
 	if c.StateOrDefault() == Paused && unresumable && ch.Has(field) {
 		ch.Errorf(field, "a paused member is told to go quiet (the drain block's quiet) before it is frozen, and nothing could tell it to take work again once handed out; add resume_signal or resume to the drain block")
