@@ -69,6 +69,9 @@ func (r *runner) notePool(d policy.Decision) policy.Decision {
 	if r.pool == nil {
 		return d
 	}
+	if d.Max > 0 {
+		r.pool.SetMax(d.Max)
+	}
 	info := r.pool.Pool()
 	if n := info.HandedOut - r.poolSeen.HandedOut; d.Action == policy.Up && n > 0 && info.HandedOut >= r.poolSeen.HandedOut {
 		d.Reason += fmt.Sprintf(" → %d from the warm pool (%s), %d new", n, info.State, max(d.To-d.From-int(n), 0))

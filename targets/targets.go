@@ -128,6 +128,9 @@ type Deps struct {
 // the target's memory: what it saw at its last look at the pool.
 type Pooler interface {
 	Pool() warm.Info
+	// SetMax tells the pool the policy's max in force (a schedule or a reload may change
+	// it): running replicas plus members stay within it.
+	SetMax(n int)
 }
 
 // Log returns the target's logger, or one that discards when the caller gave none

@@ -68,6 +68,20 @@ func newPool(cfg *warm.Config, policyMax int) *pool {
 
 var _ targets.Pooler = (*Target)(nil)
 
+// SetMax implements targets.Pooler.
+func (t *Target) SetMax(n int) {
+	if t.pool == nil {
+		return
+	}
+	t.pool.mu.Lock()
+	changed := t.pool.policyMax != n
+	t.pool.policyMax = n
+	t.pool.mu.Unlock()
+	if changed {
+		t.kickPool()
+	}
+}
+
 // Pool implements targets.Pooler.
 func (t *Target) Pool() warm.Info {
 	if t.pool == nil {

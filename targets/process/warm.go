@@ -51,6 +51,19 @@ func newPool(cfg *warm.Config, maxReplicas int) *pool {
 	return &pool{cfg: cfg, maxReplicas: maxReplicas, kick: make(chan struct{}, 1)}
 }
 
+// SetMax implements targets.Pooler.
+func (t *target) SetMax(n int) {
+	t.mu.Lock()
+	changed := t.pool != nil && t.pool.maxReplicas != n
+	if changed {
+		t.pool.maxReplicas = n
+	}
+	t.mu.Unlock()
+	if changed {
+		t.kickPool()
+	}
+}
+
 // Pool implements targets.Pooler.
 func (t *target) Pool() warm.Info {
 	t.mu.Lock()

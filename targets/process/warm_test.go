@@ -183,6 +183,11 @@ func TestWarmPoolHandsOutStoppedMembers(t *testing.T) {
 	// Scaling in makes room: the refill keeps the pool at its size again.
 	mustScale(t, tg, 2)
 	waitPool(t, tg, rec, 3)
+	// A lower max in force (a schedule, a reload) shrinks the pool: 2 running of max 4.
+	tg.SetMax(4)
+	if info := waitPool(t, tg, rec, 2); info.Want != 2 {
+		t.Errorf("pool want %d with 2 of max 4 running, want 2", info.Want)
+	}
 
 	all := append(values(tg.pids()), values(tg.pooledPids())...)
 	mustClose(t, tg, 4*time.Second) // stopped members do not wait for SIGKILL
