@@ -226,15 +226,16 @@ func TestWarmPoolDrainSettlesAndParks(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The parked replica is in the pool with the process it ran as a replica.
 	pooled := tg.pooledPids()
-	var parked int
+	parked := 0
 	for idx, pid := range before {
-		if tg.pids()[idx] == 0 {
+		if pooled[idx] == pid {
 			parked = idx
-			if pooled[idx] != pid {
-				t.Fatalf("replica %d (pid %d) drained, pool holds %v", idx, pid, pooled)
-			}
 		}
+	}
+	if parked == 0 {
+		t.Fatalf("no replica of %v is in the pool with its own process: pool holds %v", before, pooled)
 	}
 	waitState(t, 'T', false, pooled[parked])
 	if len(rec.matching(`warmee got SIGTERM`)) != 0 {
