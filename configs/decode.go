@@ -59,6 +59,14 @@ type Checker interface {
 	CheckConfig(c *Check)
 }
 
+// KeyRefuser is implemented by config structs that refuse, on purpose, a key people
+// expect them to have (a drain block on a target that cannot drain). The message replaces
+// "unknown key" and "did you mean", so the error says why, not only that.
+type KeyRefuser interface {
+	// RefuseKey returns why key is not accepted here, or "" for an ordinary unknown key.
+	RefuseKey(key string) string
+}
+
 // Check reports mistakes found by a Checker at the position of the offending field.
 type Check struct {
 	d    *Decoder
@@ -339,6 +347,12 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		seen[k.Value] = true
 		f, ok := fields.byName[k.Value]
 		if !ok {
+			if r, isRefuser := v.Addr().Interface().(KeyRefuser); isRefuser {
+				if why := r.RefuseKey(k.Value); why != "" {
+					d.Errorf(k, path, "%s", why)
+					continue
+				}
+			}
 			hint, best := suggest(k.Value, fields.names)
 			suggested[best] = true
 			d.Errorf(k, path, "unknown key %q%s", k.Value, hint)

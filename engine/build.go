@@ -57,7 +57,7 @@ func Build(cfg *configs.Config, pc *configs.Policy, o BuildOptions) (*Built, err
 	dockerHost := cfg.Docker.Host
 	b := &Built{Target: o.Target}
 	if b.Target == nil {
-		t, err := targets.New(pc.Target, targets.Deps{Logger: log, Policy: pc.Name, Shared: set, DockerHost: dockerHost, StateDir: cfg.StateDir})
+		t, err := targets.New(pc.Target, targets.Deps{Logger: log, Policy: pc.Name, Shared: set, DockerHost: dockerHost, StateDir: cfg.StateDir, MaxReplicas: pc.Max})
 		if err != nil {
 			return nil, &BuildError{Pos: pc.Target.Pos, Path: configs.JoinPath(pc.Path, "target"),
 				Err: fmt.Errorf("policy %q: target %s: %w", pc.Name, pc.Target.Kind, err)}

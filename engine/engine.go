@@ -179,8 +179,12 @@ func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 	r.targetHealth = health{what: "target " + p.Config.Target.Key()}
 	r.saveHealth = health{what: "saving state"}
 	r.beat.Store(time.Now().UnixNano())
+	r.pool = pooler(b.Target)
 	if e.metrics != nil {
 		r.m = e.metrics.forPolicy(p.Name, p.Queries)
+		if r.pool != nil {
+			e.metrics.poolForPolicy(p.Name) // r.m shares the policy's series, the pool's too
+		}
 		defer func() { r.m.paused.Set(boolGauge(r.paused.Load())) }() // once restored or inherited
 	}
 	switch {

@@ -26,7 +26,7 @@ type Metrics struct {
 
 var (
 	replicasDesc = prometheus.NewDesc("autoscalerd_policy_replicas",
-		"Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now), draining (chosen by a scale-down, waiting to be idle; not in current).",
+		"Replica counts of each policy: current (observed), ready (up and serving, where the target can tell), desired (last decision), min and max (in force now), draining (chosen by a scale-down, waiting to be idle; not in current), warm, warming and warm_wanted (the warm pool's members ready to hand out, being made, and what it is kept at; not in current).",
 		[]string{"policy", "kind"}, nil)
 	queryValueDesc = prometheus.NewDesc("autoscalerd_query_value",
 		"Last value read by each query.", []string{"policy", "query"}, nil)
@@ -65,6 +65,7 @@ func (g *gauge) get() float64  { return math.Float64frombits(g.bits.Load()) }
 type counter struct{ n atomic.Uint64 }
 
 func (c *counter) Inc()         { c.n.Add(1) }
+func (c *counter) Add(n uint64) { c.n.Add(n) }
 func (c *counter) get() float64 { return float64(c.n.Load()) }
 
 // policySeries is one policy's series.
@@ -81,6 +82,8 @@ type policySeries struct {
 	saveErrors  counter
 	eval        prometheus.Observer
 	drain       policyDrainMetrics
+	// pool is nil while the target has no warm pool; set by a reload, so atomic.
+	pool atomic.Pointer[policyPoolMetrics]
 }
 
 type querySeries struct {
@@ -129,7 +132,7 @@ func (m *Metrics) forget(name string) {
 type policyCollector Metrics
 
 func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{replicasDesc, queryValueDesc, queryErrorsDesc, scaleActionsDesc, scaleErrorsDesc, pausedDesc, saveErrorsDesc, drainSecondsDesc, drainsTimedOutDesc, drainsCalledOffDesc} {
+	for _, d := range []*prometheus.Desc{replicasDesc, queryValueDesc, queryErrorsDesc, scaleActionsDesc, scaleErrorsDesc, pausedDesc, saveErrorsDesc, drainSecondsDesc, drainsTimedOutDesc, drainsCalledOffDesc, poolHandedOutDesc, poolReplacedDesc} {
 		ch <- d
 	}
 }
@@ -178,6 +181,9 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 			n(queryErrorsDesc, q.errors.get(), name, q.name)
 		}
 		p.drain.collect(ch, name)
+		if pool := p.pool.Load(); pool != nil {
+			pool.collect(ch, name)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"github.com/autoscalerd/autoscalerd/targets"
+	"github.com/autoscalerd/autoscalerd/targets/warm"
 )
 
 const (
@@ -43,6 +44,7 @@ type runner struct {
 	readers []*reader
 	log     *slog.Logger
 	m       *policyMetrics
+	pool    targets.Pooler
 	sem     chan struct{}
 	sched   sched
 	// successorOf is the runner of the previous configuration that drove this target; the
@@ -92,6 +94,8 @@ type runner struct {
 	decisions ring
 	chart     chartRing
 	drains    []targets.DrainInfo
+	// poolSeen is the warm pool at the last tick (pool: the target's, nil without one).
+	poolSeen warm.Info
 }
 
 func (r *runner) restore() {
@@ -131,6 +135,9 @@ func (r *runner) showAs(old *runner) {
 	defer r.mu.Unlock()
 	r.current, r.ready, r.last, r.lastErr = old.current, old.ready, old.last, old.lastErr
 	r.decisions = old.decisions.clone()
+	if r.target == old.target {
+		r.poolSeen = old.poolSeen // the same pool: its counters go on
+	}
 	if slices.Equal(old.p.Queries, r.p.Queries) {
 		r.chart = old.chart.clone()
 	}
@@ -363,6 +370,7 @@ func (r *runner) tick(ctx, hard context.Context) {
 	proposed := d.To
 	d, scaleErr := r.act(hard, d)
 	d = r.noteDrains(d, start)
+	d = r.notePool(d)
 	if scaleErr != nil {
 		r.targetHealth.fail(r.log, now, fmt.Errorf("scale %d→%d: %w", d.From, d.To, scaleErr))
 	} else {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/policy"
+	"github.com/autoscalerd/autoscalerd/targets/warm"
 )
 
 // Status is a policy's state as the HTTP API and `autoscalerd status` show it.
@@ -28,6 +29,9 @@ type Status struct {
 	// Draining lists the replicas being drained and the recently drained (compose and
 	// process targets with a drain block).
 	Draining []DrainView `json:"draining,omitempty"`
+	// WarmPool is the target's pool of standby replicas (compose and process targets
+	// with a warm block), as the last tick saw it; its members are not in Current.
+	WarmPool *warm.Info `json:"warm_pool,omitempty"`
 	// QueryOrder is the query names in configuration order.
 	QueryOrder []string `json:"-"`
 }
@@ -109,6 +113,7 @@ func (r *runner) status() Status {
 		QueryOrder: r.p.Queries,
 		Interval:   configs.FormatDuration(r.p.Interval),
 		Draining:   r.drainViews(time.Now()),
+		WarmPool:   r.poolView(),
 	}
 	if r.ready >= 0 && r.last != nil {
 		n := r.ready

@@ -17,6 +17,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/internal/plugin"
 	"github.com/autoscalerd/autoscalerd/internal/shared"
+	"github.com/autoscalerd/autoscalerd/targets/warm"
 )
 
 // Status is what a target reports about itself.
@@ -126,6 +127,15 @@ type Deps struct {
 	// StateDir is the daemon's state_dir, for targets that keep records of their own (a
 	// compose target's drains in progress); "" keeps them in memory only.
 	StateDir string
+	// MaxReplicas is the policy's max: a warm pool holds at most what the running
+	// replicas leave of it (0: no bound, in tests).
+	MaxReplicas int
+}
+
+// Pooler is implemented by targets with a warm pool (a `warm:` block). Pool reads only
+// the target's memory: what it saw at its last look at the pool.
+type Pooler interface {
+	Pool() warm.Info
 }
 
 // Log returns the target's logger, or one that discards when the caller gave none

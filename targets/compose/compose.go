@@ -20,6 +20,7 @@ import (
 	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/targets"
 	"github.com/autoscalerd/autoscalerd/targets/drain"
+	"github.com/autoscalerd/autoscalerd/targets/warm"
 )
 
 //go:embed sample.conf
@@ -31,6 +32,9 @@ const (
 	labelService = "com.docker.compose.service"
 	labelOneoff  = "com.docker.compose.oneoff"
 	labelNumber  = "com.docker.compose.container-number"
+	// labelConfigHash is compose's hash of the service's configuration: `docker compose
+	// up` recreates a container whose hash differs from the compose file's.
+	labelConfigHash = "com.docker.compose.config-hash"
 )
 
 // Config is the `compose` target kind.
@@ -43,6 +47,8 @@ type Config struct {
 	RemoveVolumes bool             `yaml:"remove_volumes"`
 	// Drain makes scale-in wait for busy containers (see drain.go).
 	Drain *drain.Config `yaml:"drain"`
+	// Warm keeps standby containers for scale-ups to take (see warm.go).
+	Warm *warm.Config `yaml:"warm"`
 }
 
 func defaultConfig() *Config { return &Config{StopTimeout: -1} }
@@ -68,6 +74,9 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 	if c.Drain != nil {
 		c.Drain.Check(ch, "drain", drain.Compose)
 	}
+	if c.Warm != nil {
+		c.Warm.Check(ch, "warm", warm.Compose, c.Drain != nil, c.Drain != nil && !c.Drain.Resumable())
+	}
 }
 
 // api is the part of the Engine API the target uses.
@@ -82,7 +91,11 @@ type api interface {
 	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
 	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
+	ContainerPause(ctx context.Context, id string, options client.ContainerPauseOptions) (client.ContainerPauseResult, error)
+	ContainerUnpause(ctx context.Context, id string, options client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error)
 	ContainerStatPath(ctx context.Context, id string, options client.ContainerStatPathOptions) (client.ContainerStatPathResult, error)
+	CopyToContainer(ctx context.Context, id string, options client.CopyToContainerOptions) (client.CopyToContainerResult, error)
+	CopyFromContainer(ctx context.Context, id string, options client.CopyFromContainerOptions) (client.CopyFromContainerResult, error)
 	ExecCreate(ctx context.Context, id string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
 	ExecStart(ctx context.Context, execID string, options client.ExecStartOptions) (client.ExecStartResult, error)
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
@@ -104,6 +117,8 @@ type Target struct {
 	beforeStart func(name string)
 
 	dr *drains
+	// pool is the warm pool (nil without a warm block).
+	pool *pool
 }
 
 // New returns the target for cfg. It does no I/O: the engine is contacted on first use.
@@ -115,6 +130,7 @@ func New(cfg *Config, deps targets.Deps) (targets.Target, error) {
 		cli:      dockerapi.Shared(deps.Shared, deps.DockerHost),
 		log:      log.With("target", "compose", "project", cfg.Project, "service", cfg.Service),
 		parallel: 16,
+		pool:     newPool(cfg.Warm, deps.MaxReplicas),
 	}, nil
 }
 
@@ -130,6 +146,7 @@ func (t *Target) client(ctx context.Context) (api, error) {
 // for the next run.
 func (t *Target) Close(ctx context.Context) error {
 	t.closeDrains(ctx)
+	t.closePool()
 	return t.cli.Close()
 }
 
@@ -146,6 +163,9 @@ type replica struct {
 	number int
 	state  container.ContainerState
 	status string // "Up 3 minutes (healthy)"
+	// image is the image ID, hash the config-hash label: a warm pool member must match
+	// the running replicas in both to be handed out.
+	image, hash string
 }
 
 func (r replica) running() bool { return r.state == container.StateRunning }
@@ -181,7 +201,7 @@ func (t *Target) replicas(ctx context.Context, c api) ([]replica, error) {
 		if len(s.Names) > 0 {
 			name = strings.TrimPrefix(s.Names[0], "/")
 		}
-		out = append(out, replica{id: s.ID, name: name, number: n, state: s.State, status: s.Status})
+		out = append(out, replica{id: s.ID, name: name, number: n, state: s.State, status: s.Status, image: s.ImageID, hash: s.Labels[labelConfigHash]})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].number != out[j].number {
@@ -204,7 +224,8 @@ func (t *Target) Status(ctx context.Context) (targets.Status, error) {
 		return targets.Status{}, err
 	}
 	t.recoverDrains(ctx, c, rs)
-	rs = t.notDraining(rs)
+	t.startPool()
+	_, _, rs = t.splitPool(t.notDraining(rs))
 	var st targets.Status
 	for _, r := range rs {
 		if r.running() {
@@ -227,6 +248,7 @@ func (t *Target) ContainerIDs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, _, rs = t.splitPool(rs) // a member being warmed runs, but is not a replica
 	var ids []string
 	for _, r := range rs {
 		if r.running() {
@@ -247,5 +269,5 @@ func (t *Target) Watch(ctx context.Context, changed func()) error {
 		Add("type", "container").
 		Add("label", labelProject+"="+t.cfg.Project, labelService+"="+t.cfg.Service).
 		Add("event", "create", "start", "die", "destroy", "pause", "unpause", "health_status")
-	return dockerapi.Watch(ctx, c, f, changed, t.log)
+	return dockerapi.Watch(ctx, c, f, func() { changed(); t.kickPool() }, t.log)
 }

@@ -40,18 +40,26 @@ type drains struct {
 	wg        sync.WaitGroup
 }
 
-// cdrain is one container's drain. It is what state_dir keeps.
+// cdrain is one container's drain. It is what state_dir and the container's marker keep.
 type cdrain struct {
 	ID       string    `json:"id"`
 	Name     string    `json:"name"`
 	Reason   string    `json:"reason"`
 	Since    time.Time `json:"since"`
 	Deadline time.Time `json:"deadline"`
-	// ResumeSignal lets a restarted daemon whose drain block is gone un-quiet the container.
-	ResumeSignal string `json:"resume_signal,omitempty"`
+	// Started is the container's start time when the drain began. Quiet lives in the
+	// worker process: a container started again since (restart policy, a stopped template
+	// started by a scale-up) takes work again, and the record is stale.
+	Started string `json:"started,omitempty"`
+	// ResumeSignal or Resume lets a daemon whose drain block is gone un-quiet the container.
+	ResumeSignal string       `json:"resume_signal,omitempty"`
+	Resume       *drain.Probe `json:"resume,omitempty"`
 
 	book uint64
 	back chan struct{}
+	// marked: the container holds the marker, so a daemon without this one's state_dir
+	// finds the drain too.
+	marked bool
 }
 
 func newDrains(stateDir, project, service string) *drains {
@@ -111,48 +119,77 @@ func writeAtomic(path string, b []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// recoverDrains takes up, once, the drains a previous run of the daemon left: containers
-// still running are drained on (the quiet signal again, the deadline they had), or, when
-// the drain block is gone, told to resume (or stopped when there is no way to resume
-// them): a pool is never left quietly idle.
+// recoverDrains takes up, once, the drains a previous run of the daemon left, or another
+// daemon (an HA leader that was replaced): the records in state_dir and the markers in the
+// containers. Containers still running (and not started again since) are drained on (the
+// quiet signal again, the deadline they had), or, when the drain block is gone, told to
+// resume (or stopped when there is no way to resume them): a pool is never left quietly
+// idle.
 func (t *Target) recoverDrains(ctx context.Context, c api, rs []replica) {
 	t.dr.mu.Lock()
 	defer t.dr.mu.Unlock()
-	if t.dr.recovered || t.dr.file == "" {
-		t.dr.recovered = true
+	if t.dr.recovered {
 		return
 	}
-	b, err := os.ReadFile(t.dr.file)
-	if errors.Is(err, os.ErrNotExist) {
-		t.dr.recovered = true
-		return
-	}
-	var list []*cdrain
-	if err == nil {
-		err = json.Unmarshal(b, &list)
-	}
-	if err != nil {
-		t.log.Warn("cannot read the drains a previous run left; retrying on the next tick", "file", t.dr.file, "err", err)
-		return
-	}
-	t.dr.recovered = true
-	running := map[string]replica{}
+	var running []replica
 	for _, r := range rs {
-		if r.running() {
-			running[r.id] = r
+		if r.running() && t.dr.active[r.id] == nil {
+			running = append(running, r)
 		}
 	}
-	for _, d := range list {
-		r, ok := running[d.ID]
-		if !ok {
-			continue // gone meanwhile: the drain is over
+	marks, err := t.markers(ctx, c, running)
+	if err != nil {
+		t.log.Warn("cannot read the drain markers of the containers; retrying on the next tick", "err", err)
+		return
+	}
+	found := map[string]*cdrain{}
+	for id, m := range marks {
+		if !m.Resumed {
+			d := m.cdrain
+			d.marked = true
+			found[id] = &d
+		}
+	}
+	if t.dr.file != "" {
+		b, err := os.ReadFile(t.dr.file)
+		var list []*cdrain
+		if err == nil {
+			err = json.Unmarshal(b, &list)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.log.Warn("cannot read the drains a previous run left; retrying on the next tick", "file", t.dr.file, "err", err)
+			return
+		}
+		for _, d := range list {
+			if _, ok := marks[d.ID]; !ok {
+				found[d.ID] = d // no marker (a read-only root filesystem): the record is all there is
+			}
+		}
+	}
+	t.dr.recovered = true
+	for _, r := range running {
+		d := found[r.id]
+		if d == nil {
+			continue // gone meanwhile, or never drained: nothing to take up
+		}
+		if d.Started != "" {
+			res, err := c.ContainerInspect(ctx, r.id, client.ContainerInspectOptions{})
+			if err == nil && res.Container.State != nil && res.Container.State.StartedAt != d.Started {
+				t.log.Info("a container drained before was started again since, so it is not quiet any more", "container", r.name)
+				continue
+			}
 		}
 		if t.cfg.Drain == nil {
 			t.dr.wg.Add(1)
-			go t.undoOrphanDrain(c, r, d)
+			go func() {
+				defer t.dr.wg.Done()
+				ctx, cancel := context.WithTimeout(t.dr.ctx, scaleStopLimit)
+				defer cancel()
+				t.undoDrain(ctx, c, r, d, "a previous run or another daemon left this container quiet and the drain block is gone")
+			}()
 			continue
 		}
-		t.log.Warn("resuming the drain of a container that a previous run of the daemon started", "container", d.Name, "since", d.Since, "deadline", d.Deadline)
+		t.log.Warn("resuming the drain of a container that a previous run or another daemon started", "container", d.Name, "since", d.Since, "deadline", d.Deadline)
 		d.book = t.dr.book.Start(d.Name, d.Reason+"; drain resumed after a daemon restart", d.Since)
 		d.back = make(chan struct{})
 		t.dr.active[d.ID] = d
@@ -162,21 +199,49 @@ func (t *Target) recoverDrains(ctx context.Context, c api, rs []replica) {
 	t.saveDrains()
 }
 
-// undoOrphanDrain handles a container left quiet by a previous run whose configuration
-// has no drain block any more.
-func (t *Target) undoOrphanDrain(c api, r replica, d *cdrain) {
-	defer t.dr.wg.Done()
-	ctx, cancel := context.WithTimeout(t.dr.ctx, time.Minute)
-	defer cancel()
-	if d.ResumeSignal != "" {
-		if _, err := c.ContainerKill(ctx, r.id, client.ContainerKillOptions{Signal: d.ResumeSignal}); err == nil {
-			t.log.Warn("a previous run left this container quiet and the drain block is gone: told it to resume", "container", r.name, "signal", d.ResumeSignal)
+// undoDrain un-quiets container r, whose drain nobody will finish: the resume signal or
+// call its record names, else it is stopped (a quiet container takes no work, so it is
+// no capacity either). why starts the log lines.
+func (t *Target) undoDrain(ctx context.Context, c api, r replica, d *cdrain, why string) {
+	if d.ResumeSignal != "" || d.Resume != nil {
+		err := t.signalOrCall(ctx, c, r, d.ResumeSignal, d.Resume)
+		if err == nil {
+			t.log.Warn(why+": told it to resume", "container", r.name)
+			t.unmark(ctx, c, r, d)
 			return
 		}
+		t.log.Warn(why+": resuming it failed", "container", r.name, "err", err)
 	}
-	t.log.Warn("a previous run left this container quiet, the drain block is gone and it cannot be resumed: stopping it", "container", r.name)
-	if err := t.stopAndRemove(ctx, c, r); err != nil {
-		t.log.Error("cannot stop a container left quiet", "container", r.name, "err", err)
+	t.log.Warn(why+" and it cannot be resumed: stopping it", "container", r.name)
+	t.finishDrain(c, r, false)
+}
+
+// mark writes d's marker into the container, before it is told to go quiet: a container
+// that is quiet always says so.
+func (t *Target) mark(ctx context.Context, c api, r replica, d *cdrain) {
+	err := writeMarker(ctx, c, r.id, marker{cdrain: *d})
+	t.dr.mu.Lock()
+	d.marked = err == nil
+	t.dr.mu.Unlock()
+	if err != nil {
+		where := "only this daemon's state_dir records the drain"
+		if t.dr.file == "" {
+			where = "only this daemon knows of the drain (no state_dir)"
+		}
+		t.log.Warn("cannot write the drain marker into the container (read-only root filesystem?); "+where, "container", r.name, "err", err)
+	}
+}
+
+// unmark overwrites a marker once the container takes work again.
+func (t *Target) unmark(ctx context.Context, c api, r replica, d *cdrain) {
+	t.dr.mu.Lock()
+	marked := d.marked
+	t.dr.mu.Unlock()
+	if !marked {
+		return
+	}
+	if err := writeMarker(ctx, c, r.id, marker{cdrain: *d, Resumed: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		t.log.Warn("cannot mark a resumed container as taking work; a daemon that starts now would drain it again", "container", r.name, "err", err)
 	}
 }
 
@@ -185,6 +250,7 @@ func (t *Target) startDrains(ctx context.Context, c api, live []replica, n int) 
 	cfg := t.cfg.Drain
 	cands := make([]drain.Candidate, 0, len(live))
 	byName := map[string]replica{}
+	started := map[string]string{}
 	for _, r := range live {
 		byName[r.name] = r
 		cands = append(cands, drain.Candidate{Name: r.name, Number: r.number})
@@ -193,6 +259,7 @@ func (t *Target) startDrains(ctx context.Context, c api, live []replica, n int) 
 	// just started, so it goes last.
 	for i := range cands {
 		if res, err := c.ContainerInspect(ctx, byName[cands[i].Name].id, client.ContainerInspectOptions{}); err == nil && res.Container.State != nil {
+			started[cands[i].Name] = res.Container.State.StartedAt
 			cands[i].Started, _ = time.Parse(time.RFC3339Nano, res.Container.State.StartedAt)
 		}
 		if cands[i].Started.IsZero() {
@@ -211,7 +278,8 @@ func (t *Target) startDrains(ctx context.Context, c api, live []replica, n int) 
 	for i, cd := range chosen {
 		r := byName[cd.Name]
 		now := time.Now()
-		d := &cdrain{ID: r.id, Name: r.name, Reason: reasons[i], Since: now, Deadline: now.Add(cfg.TimeoutOrDefault()), ResumeSignal: cfg.ResumeSignal,
+		d := &cdrain{ID: r.id, Name: r.name, Reason: reasons[i], Since: now, Deadline: now.Add(cfg.TimeoutOrDefault()), Started: started[r.name],
+			ResumeSignal: cfg.ResumeSignal, Resume: cfg.Resume,
 			book: t.dr.book.Start(r.name, reasons[i], now), back: make(chan struct{})}
 		t.dr.active[r.id] = d
 		t.log.Info("draining replica", "container", r.name, "reason", reasons[i], "timeout", cfg.TimeoutOrDefault().String())
@@ -226,6 +294,7 @@ func (t *Target) startDrains(ctx context.Context, c api, live []replica, n int) 
 // then stops and removes it as a scale-down does.
 func (t *Target) runDrain(c api, r replica, d *cdrain, cfg *drain.Config) {
 	defer t.dr.wg.Done()
+	t.mark(t.dr.ctx, c, r, d)
 	if err := t.signalOrCall(t.dr.ctx, c, r, cfg.QuietSignal, cfg.Quiet); err != nil {
 		t.log.Warn("cannot tell the replica to go quiet; draining it anyway", "container", r.name, "err", err)
 	}
@@ -255,7 +324,7 @@ func (t *Target) runDrain(c api, r replica, d *cdrain, cfg *drain.Config) {
 		return
 	}
 	if out.State != targets.DrainGone {
-		t.finishDrain(c, r)
+		t.finishDrain(c, r, out.State == targets.DrainStopped)
 	}
 	t.dr.book.Set(d.book, out.State, time.Now()) // once stopped, so the time includes the stop
 	t.dr.mu.Lock()
@@ -274,12 +343,16 @@ func closeOnce(ch chan struct{}) {
 
 // finishDrain stops the drained container with its normal stop signal and grace, and
 // removes it, unless it is the service's last container, which stays stopped as the
-// template to scale up from.
-func (t *Target) finishDrain(c api, r replica) {
+// template to scale up from. A container that drained to idle is parked in the warm pool
+// instead when the pool takes scale-ins and has room.
+func (t *Target) finishDrain(c api, r replica, idle bool) {
 	t.dr.finishMu.Lock()
 	defer t.dr.finishMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), scaleStopLimit)
 	defer cancel()
+	if idle && t.parkDrained(ctx, c, r) {
+		return
+	}
 	rs, err := t.replicas(ctx, c)
 	last := err == nil && len(rs) == 1
 	if last {
@@ -326,6 +399,7 @@ func (t *Target) takeBack(ctx context.Context, c api, all []replica, k int) int 
 			t.saveDrains()
 		}
 		t.dr.mu.Unlock()
+		t.unmark(ctx, c, r, d)
 	}
 	return taken
 }
@@ -426,9 +500,10 @@ func (t *Target) execIn(ctx context.Context, c api, r replica, argv []string) (i
 	}
 }
 
-// closeDrains ends the drains' goroutines. Their records stay in state_dir for the next
-// run; without a state_dir nothing would find them again, so the containers are resumed,
-// or stopped when they cannot be.
+// closeDrains ends the drains' goroutines. Their records stay, in state_dir and in the
+// containers' markers, for the next run or another daemon to take up; a drain recorded
+// nowhere (no state_dir and no marker) would be found by nobody, so its container is
+// resumed, or stopped when it cannot be.
 func (t *Target) closeDrains(ctx context.Context) {
 	t.dr.cancel()
 	t.dr.wg.Wait()
@@ -436,22 +511,20 @@ func (t *Target) closeDrains(ctx context.Context) {
 	left := t.dr.active
 	t.dr.active = map[string]*cdrain{}
 	t.dr.mu.Unlock()
-	if t.dr.file != "" || len(left) == 0 {
+	var lost []*cdrain
+	for _, d := range left {
+		if t.dr.file == "" && !d.marked {
+			lost = append(lost, d)
+		}
+	}
+	if len(lost) == 0 {
 		return
 	}
 	c, err := t.client(ctx)
 	if err != nil {
 		return
 	}
-	for id, d := range left {
-		r := replica{id: id, name: d.Name}
-		if d.ResumeSignal != "" {
-			if _, err := c.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: d.ResumeSignal}); err == nil {
-				t.log.Warn("stopping with a replica draining and no state_dir to record it: told it to resume", "container", d.Name)
-				continue
-			}
-		}
-		t.log.Warn("stopping with a replica draining and no state_dir to record it: stopping it", "container", d.Name)
-		t.finishDrain(c, r)
+	for _, d := range lost {
+		t.undoDrain(ctx, c, replica{id: d.ID, name: d.Name}, d, "stopping with a replica draining that nothing records (no state_dir, no marker)")
 	}
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // composeJobs is a service of job workers (testworker pgjobs) that reach the test's
-// Postgres through a forwarder on the host.
+// Postgres through a forwarder on the host. /busy exists inside a worker while it holds
+// a job (for busy.file).
 const composeJobs = `version: "2.4"
 services:
   worker:
@@ -29,6 +30,7 @@ services:
     stop_grace_period: 5s
     environment:
       PG_DSN: %q
+      BUSY_FILE: /busy
     extra_hosts: ["host.docker.internal:host-gateway"]
 `
 

@@ -38,8 +38,11 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 	// slot, so a crash-looping service is not cloned over and over while Status (running
 	// containers only) reports it missing.
 	t.recoverDrains(ctx, c, rs)
+	t.startPool()
+	defer t.kickPool()
+	members, _, rest := t.splitPool(t.notDraining(rs))
 	var live, stopped []replica
-	for _, r := range t.notDraining(rs) {
+	for _, r := range rest {
 		switch {
 		case r.running() || r.state == container.StateRestarting:
 			live = append(live, r)
@@ -54,7 +57,7 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 		}
 		return t.errorf("no container to clone; create the service once with `docker compose up -d %s` (compose project %q)", t.cfg.Service, t.cfg.Project)
 	}
-	if n == len(live) && (len(stopped) == 0 || n == 0 && len(stopped) == 1) {
+	if n == len(live) && (len(stopped) == 0 || n == 0 && len(stopped) == 1 && len(members) == 0) {
 		if restarting := countRestarting(live); restarting > 0 {
 			// Status counted only the running ones; the rest come back by themselves.
 			return t.errorf("%w: %d of %d replicas are being restarted by the engine (restart policy); not adding more", targets.ErrNoop, restarting, n)
@@ -68,16 +71,53 @@ func (t *Target) Scale(ctx context.Context, n int, why targets.Reason) error {
 		return t.startDrains(ctx, c, live, n)
 	}
 	start := time.Now()
+	var fromPool int
 	if n > len(live) {
-		err = t.scaleUp(ctx, c, rs, live, stopped, n)
+		fromPool, err = t.scaleUpWithPool(ctx, c, rs, live, stopped, members, n)
 	} else {
-		err = t.scaleDown(ctx, c, live, stopped, n)
+		err = t.scaleDown(ctx, c, live, stopped, n, len(members), t.parkRoom(members, n))
 	}
 	if err != nil {
 		return err
 	}
-	t.log.Info("scaled", "from", len(live), "to", n, "took", time.Since(start).Round(time.Millisecond), "policy", why.Policy)
+	took := time.Since(start).Round(time.Millisecond)
+	if fromPool > 0 {
+		t.log.Info("scaled", "from", len(live), "to", n, "from_warm_pool", fromPool, "took", took, "policy", why.Policy)
+		return nil
+	}
+	t.log.Info("scaled", "from", len(live), "to", n, "took", took, "policy", why.Policy)
 	return nil
+}
+
+// scaleUpWithPool takes warm pool members first and, at the same time, starts or clones
+// replicas for the rest. It returns how many came from the pool.
+func (t *Target) scaleUpWithPool(ctx context.Context, c api, all, live, stopped, members []replica, n int) (int, error) {
+	if t.pool == nil || len(members) == 0 {
+		return 0, t.scaleUp(ctx, c, all, live, stopped, n)
+	}
+	taken := t.claimMembers(members, n-len(live))
+	var (
+		wg      sync.WaitGroup
+		restErr error
+	)
+	if rest := n - len(live) - len(taken); rest > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The new replicas are cloned from live ones, or from a member when none runs.
+			tmplFrom := live
+			if len(tmplFrom) == 0 && len(stopped) == 0 {
+				tmplFrom = taken
+			}
+			restErr = t.scaleUp(ctx, c, all, tmplFrom, stopped, len(tmplFrom)+rest)
+		}()
+	}
+	err := t.handOut(ctx, c, taken)
+	wg.Wait()
+	if err := errors.Join(err, restErr); err != nil {
+		return 0, t.errorf("scaling up to %d: %w", n, err)
+	}
+	return len(taken), nil
 }
 
 func countRestarting(rs []replica) int {
@@ -122,12 +162,19 @@ func (t *Target) scaleUp(ctx context.Context, c api, all, live, stopped []replic
 	return nil
 }
 
-func (t *Target) scaleDown(ctx context.Context, c api, live, stopped []replica, n int) error {
+// scaleDown stops the highest-numbered replicas beyond n. park of them go into the warm
+// pool (stopped, for a stopped pool without a drain block) instead of being removed;
+// members is how many the pool holds.
+func (t *Target) scaleDown(ctx context.Context, c api, live, stopped []replica, n, members, park int) error {
 	// live is lowest number first: keep the first n, stop the rest.
 	drop := live[n:]
-	keepTemplate := n == 0 && len(stopped) == 0
+	keepTemplate := n == 0 && len(stopped) == 0 && members == 0 && park == 0
 	var jobs []func(context.Context) error
 	for i, r := range drop {
+		if i < park {
+			jobs = append(jobs, func(ctx context.Context) error { return t.park(ctx, c, r) })
+			continue
+		}
 		if keepTemplate && i == 0 {
 			// The lowest-numbered replica stays, stopped, as the template to clone later.
 			jobs = append(jobs, func(ctx context.Context) error { return t.stop(ctx, c, r) })
@@ -245,9 +292,18 @@ func (t *Target) startExisting(ctx context.Context, c api, p *clonePlan, r repli
 // cloneOne creates, connects and starts one clone, retrying with the next number when the
 // name is taken. A clone that fails after it was created is removed again.
 func (t *Target) cloneOne(ctx context.Context, c api, p *clonePlan) error {
+	return t.createClone(ctx, c, p, nil, t.finishClone)
+}
+
+// createClone creates one clone and hands it to finish (connect, start; or what a warm
+// pool member needs). claim, when given, is told the clone's name before it is created.
+func (t *Target) createClone(ctx context.Context, c api, p *clonePlan, claim func(name string), finish func(ctx context.Context, c api, spec cloneSpec, id string) error) error {
 	for attempt := 0; ; attempt++ {
 		num := p.allocate()
 		spec := p.spec(num)
+		if claim != nil {
+			claim(spec.name)
+		}
 		res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Name: spec.name, Config: spec.config, HostConfig: spec.host, NetworkingConfig: spec.networking,
 		})
@@ -258,7 +314,7 @@ func (t *Target) cloneOne(ctx context.Context, c api, p *clonePlan) error {
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", spec.name, err)
 		}
-		if err := t.finishClone(ctx, c, p, spec, res.ID); err != nil {
+		if err := finish(ctx, c, spec, res.ID); err != nil {
 			// Best effort, and even when ctx is done: a half-made clone is an orphan.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
@@ -272,17 +328,25 @@ func (t *Target) cloneOne(ctx context.Context, c api, p *clonePlan) error {
 	}
 }
 
-func (t *Target) finishClone(ctx context.Context, c api, p *clonePlan, spec cloneSpec, id string) error {
-	for _, ep := range spec.extraNetworks {
-		if _, err := c.NetworkConnect(ctx, ep.network, client.NetworkConnectOptions{Container: id, EndpointConfig: ep.settings}); err != nil {
-			return fmt.Errorf("connecting %s to network %s: %w", spec.name, ep.network, err)
-		}
+func (t *Target) finishClone(ctx context.Context, c api, spec cloneSpec, id string) error {
+	if err := connectExtra(ctx, c, spec, id); err != nil {
+		return err
 	}
 	if t.beforeStart != nil {
 		t.beforeStart(spec.name)
 	}
 	if _, err := c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("starting %s: %w", spec.name, err)
+	}
+	return nil
+}
+
+// connectExtra connects a new clone to the networks beyond the one given at create.
+func connectExtra(ctx context.Context, c api, spec cloneSpec, id string) error {
+	for _, ep := range spec.extraNetworks {
+		if _, err := c.NetworkConnect(ctx, ep.network, client.NetworkConnectOptions{Container: id, EndpointConfig: ep.settings}); err != nil {
+			return fmt.Errorf("connecting %s to network %s: %w", spec.name, ep.network, err)
+		}
 	}
 	return nil
 }

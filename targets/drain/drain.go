@@ -322,3 +322,51 @@ func (r Reach) Tell(ctx context.Context, sig string, call *Probe) error {
 	}
 	return nil
 }
+
+// Settle readies a new replica for a warm pool before it is frozen: it waits until the
+// replica answers its busy probe at all (it has started up: a worker still loading has no
+// one to answer), tells it to go quiet (so a paused member holds no job), and waits until
+// it reports idle. It returns when the replica may be frozen, or an error when it does
+// not get there before ctx ends (the caller bounds it). Without quiet the replica may take
+// a job between the idle answer and the freeze; the docs say so.
+func Settle(ctx context.Context, cfg *Config, r Reach) error {
+	poll := min(cfg.PollOrDefault(), 500*time.Millisecond)
+	probe := func() (bool, error) {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		return r.Busy(pctx, cfg.Busy)
+	}
+	wait := func(done func(busy bool, err error) bool) error {
+		for {
+			busy, err := probe()
+			if done(busy, err) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				if err != nil {
+					return fmt.Errorf("%w (last busy probe: %v)", ctx.Err(), err)
+				}
+				return fmt.Errorf("%w (still busy)", ctx.Err())
+			case <-time.After(poll):
+			}
+		}
+	}
+	if err := wait(func(_ bool, err error) bool { return err == nil }); err != nil {
+		return fmt.Errorf("waiting for it to answer its busy probe: %w", err)
+	}
+	if err := r.Tell(ctx, cfg.QuietSignal, cfg.Quiet); err != nil {
+		return fmt.Errorf("telling it to go quiet: %w", err)
+	}
+	if err := wait(func(busy bool, err error) bool { return err == nil && !busy }); err != nil {
+		return fmt.Errorf("waiting for it to be idle: %w", err)
+	}
+	return nil
+}
+
+// Resumable reports whether replicas drained (or settled) with cfg can be told to take
+// work again: they were never told to go quiet, or there is a way to resume them.
+func (c *Config) Resumable() bool {
+	quiet := c.QuietSignal != "" || c.Quiet != nil
+	return !quiet || c.ResumeSignal != "" || c.Resume != nil
+}

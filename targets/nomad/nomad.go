@@ -44,6 +44,15 @@ func init() {
 	targets.Register("nomad", sample, func() *Config { return &Config{Namespace: api.DefaultNamespace} }, New)
 }
 
+// RefuseKey implements configs.KeyRefuser: a drain block is what people reach for, and
+// this target cannot honour one.
+func (c *Config) RefuseKey(key string) string {
+	if key != "drain" {
+		return ""
+	}
+	return "nomad targets cannot drain: Nomad chooses which allocations a scale-down stops, so autoscalerd cannot pick the idle ones or wait for busy ones; set the task's kill_timeout and kill_signal so a worker can finish its job (see docs/scale-in.md; drain works on compose and process targets)"
+}
+
 // CheckConfig implements configs.Checker.
 func (c *Config) CheckConfig(ch *configs.Check) {
 	for field, v := range map[string]string{"job": c.Job, "group": c.Group, "namespace": c.Namespace} {

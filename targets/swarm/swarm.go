@@ -33,6 +33,15 @@ func init() {
 // TargetKey implements configs.Keyed: one policy per service.
 func (c *Config) TargetKey() string { return c.Service }
 
+// RefuseKey implements configs.KeyRefuser: a drain block is what people reach for, and
+// this target cannot honour one.
+func (c *Config) RefuseKey(key string) string {
+	if key != "drain" {
+		return ""
+	}
+	return "swarm targets cannot drain: Swarm chooses which tasks a scale-down stops, so autoscalerd cannot pick the idle ones or wait for busy ones; give the service a stop_grace_period long enough for a job and a worker that finishes its job on SIGTERM (see docs/scale-in.md; drain works on compose and process targets)"
+}
+
 // CheckConfig implements configs.Checker.
 func (c *Config) CheckConfig(ch *configs.Check) {
 	if ch.Has("service") && c.Service == "" {

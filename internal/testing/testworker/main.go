@@ -3,6 +3,8 @@
 //
 //	testworker [serve] [-burn]   log "start", serve HTTP on :8080, exit 0 on SIGTERM
 //	testworker get URL           print the body of GET URL (a curl for scratch images)
+//	testworker post URL          POST to URL; exit 0 on a 2xx answer (a quiet.exec in a container)
+//	testworker busy URL          GET URL, a {"busy": bool} answer: exit 0 busy, 1 idle (a busy.exec)
 //	testworker pgjobs [init]     work jobs from a Postgres task table (init: create it; see pgjobs.go)
 //
 // HTTP: GET / answers with the hostname; GET /burn?seconds=N spins one core for N seconds.
@@ -11,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,6 +31,12 @@ func main() {
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "get" {
 		os.Exit(get(args[1:]))
+	}
+	if len(args) > 0 && args[0] == "post" {
+		os.Exit(post(args[1:]))
+	}
+	if len(args) > 0 && args[0] == "busy" {
+		os.Exit(busyExit(args[1:]))
 	}
 	if len(args) > 0 && args[0] == "pgjobs" {
 		os.Exit(pgJobs(args[1:]))
@@ -37,24 +47,60 @@ func main() {
 	os.Exit(serve(args))
 }
 
-func get(args []string) int {
+func get(args []string) int  { return fetch(http.MethodGet, args) }
+func post(args []string) int { return fetch(http.MethodPost, args) }
+
+// fetch makes the request, prints the answer's body and exits 0 on a 2xx answer.
+func fetch(method string, args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: testworker get URL")
+		fmt.Fprintf(os.Stderr, "usage: testworker %s URL\n", strings.ToLower(method))
+		return 2
+	}
+	req, err := http.NewRequest(method, args[0], nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(args[0])
+	resp, err := c.Do(req)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(os.Stdout, resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		fmt.Fprintln(os.Stderr, resp.Status)
 		return 1
 	}
 	return 0
+}
+
+// busyExit answers a busy.exec the way the drain reads it: 0 busy, 1 idle, 2 (an error,
+// counted as busy) when the worker cannot be asked.
+func busyExit(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: testworker busy URL")
+		return 2
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Busy *bool `json:"busy"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.Busy == nil {
+		fmt.Fprintln(os.Stderr, "no {\"busy\": bool} answer")
+		return 2
+	}
+	if *v.Busy {
+		return 0
+	}
+	return 1
 }
 
 func serve(args []string) int {

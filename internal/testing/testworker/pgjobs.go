@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS runs (
 //	GET /busy     {"busy": true} while it holds a job (or is claiming one)
 //	SIGTSTP       quiet: finish the current job, take no new one
 //	SIGCONT       take jobs again
+//	POST /quiet   as SIGTSTP; POST /resume as SIGCONT (for quiet/resume calls, and for
+//	              `testworker post` inside a container: a quiet.exec)
+//	$BUSY_FILE    when set, exists while it holds a job (a busy.file check)
 //	SIGTERM       exit; a job in hand is cut short (logged, its run left unfinished)
 //
 // The busy server listens on 127.0.0.1:$BUSY_BASE_PORT+$AUTOSCALER_REPLICA when
@@ -81,17 +84,40 @@ func pgJobs(args []string) int {
 		mu          sync.Mutex
 		busy, quiet bool
 	)
+	busyFile := os.Getenv("BUSY_FILE")
+	// setBusy is called with mu held: the file goes up and down with the flag, so a file
+	// probe sees what an HTTP probe would.
+	setBusy := func(b bool) {
+		busy = b
+		if busyFile == "" {
+			return
+		}
+		var err error
+		if b {
+			err = os.WriteFile(busyFile, []byte(name+"\n"), 0o644)
+		} else if err = os.Remove(busyFile); errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			fmt.Printf("pgjobs: busy file: %v\n", err)
+		}
+	}
+	setQuiet := func(q bool) {
+		mu.Lock()
+		quiet = q
+		mu.Unlock()
+		fmt.Printf("pgjobs: %s quiet=%v\n", name, q)
+	}
 	quietSig := make(chan os.Signal, 4)
 	signal.Notify(quietSig, syscall.SIGTSTP, syscall.SIGCONT)
 	go func() {
 		for s := range quietSig {
-			mu.Lock()
-			quiet = s == syscall.SIGTSTP
-			mu.Unlock()
-			fmt.Printf("pgjobs: %s quiet=%v\n", name, s == syscall.SIGTSTP)
+			setQuiet(s == syscall.SIGTSTP)
 		}
 	}()
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /quiet", func(_ http.ResponseWriter, _ *http.Request) { setQuiet(true) })
+	mux.HandleFunc("POST /resume", func(_ http.ResponseWriter, _ *http.Request) { setQuiet(false) })
 	mux.HandleFunc("GET /busy", func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
 		b := busy
@@ -119,12 +145,12 @@ func pgJobs(args []string) int {
 			sleep(ctx, 50*time.Millisecond)
 			continue
 		}
-		busy = true
+		setBusy(true)
 		mu.Unlock()
 		id, ms, ok, err := claim(ctx, conn, name)
 		if err != nil || !ok {
 			mu.Lock()
-			busy = false
+			setBusy(false)
 			mu.Unlock()
 			if err != nil && ctx.Err() == nil {
 				fmt.Printf("pgjobs: claim: %v\n", err)
@@ -145,7 +171,7 @@ func pgJobs(args []string) int {
 		}
 		fmt.Printf("pgjobs: %s finished job %d\n", name, id)
 		mu.Lock()
-		busy = false
+		setBusy(false)
 		mu.Unlock()
 	}
 	fmt.Printf("pgjobs: %s stopped while idle\n", name)
