@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/policy"
@@ -17,55 +19,61 @@ type DrainView struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// drainMetrics are the series of targets that drain replicas before stopping them.
-type drainMetrics struct {
-	seconds   *prometheus.HistogramVec
-	timedOut  *prometheus.CounterVec
-	calledOff *prometheus.CounterVec
-}
+var (
+	drainSecondsDesc = prometheus.NewDesc("autoscalerd_drain_duration_seconds",
+		"How long ended drains took, from quiet to the stop (or to being taken back).", []string{"policy"}, nil)
+	drainsTimedOutDesc = prometheus.NewDesc("autoscalerd_drains_timed_out_total",
+		"Drains that reached their timeout with the replica still busy; the replica was stopped anyway, cutting its work short.", []string{"policy"}, nil)
+	drainsCalledOffDesc = prometheus.NewDesc("autoscalerd_drains_called_off_total",
+		"Drains called off because demand rose: the replica was taken back instead of starting a new one.", []string{"policy"}, nil)
+	drainBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+)
 
-func newDrainMetrics(reg prometheus.Registerer) *drainMetrics {
-	m := &drainMetrics{
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "autoscalerd_drain_duration_seconds",
-			Help:    "How long ended drains took, from quiet to the stop (or to being taken back).",
-			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
-		}, []string{"policy"}),
-		timedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "autoscalerd_drains_timed_out_total",
-			Help: "Drains that reached their timeout with the replica still busy; the replica was stopped anyway, cutting its work short.",
-		}, []string{"policy"}),
-		calledOff: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "autoscalerd_drains_called_off_total",
-			Help: "Drains called off because demand rose: the replica was taken back instead of starting a new one.",
-		}, []string{"policy"}),
-	}
-	reg.MustRegister(m.seconds, m.timedOut, m.calledOff)
-	return m
-}
-
-// policyDrainMetrics caches one policy's drain series; draining is a kind of
-// autoscalerd_policy_replicas.
+// policyDrainMetrics are one policy's drain series (targets that drain replicas before
+// stopping them); draining is a kind of autoscalerd_policy_replicas.
 type policyDrainMetrics struct {
-	draining  prometheus.Gauge
-	seconds   prometheus.Observer
-	timedOut  prometheus.Counter
-	calledOff prometheus.Counter
+	draining            gauge
+	timedOut, calledOff counter
+	seconds             drainHistogram
 }
 
-func (m *Metrics) drainForPolicy(name string) *policyDrainMetrics {
-	return &policyDrainMetrics{
-		draining:  m.replicas.WithLabelValues(name, "draining"),
-		seconds:   m.drain.seconds.WithLabelValues(name),
-		timedOut:  m.drain.timedOut.WithLabelValues(name),
-		calledOff: m.drain.calledOff.WithLabelValues(name),
-	}
+// drainHistogram is the drain durations; its buckets are made by the first drain that
+// ends, most policies never drain.
+type drainHistogram struct {
+	mu     sync.Mutex
+	counts []uint64 // per bucket, not cumulative; nil before the first observation
+	count  uint64
+	sum    float64
 }
 
-func (m *drainMetrics) forget(name string) {
-	for _, v := range []*prometheus.MetricVec{m.seconds.MetricVec, m.timedOut.MetricVec, m.calledOff.MetricVec} {
-		v.DeletePartialMatch(prometheus.Labels{"policy": name})
+func (h *drainHistogram) Observe(v float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.counts == nil {
+		h.counts = make([]uint64, len(drainBuckets))
 	}
+	if i := sort.SearchFloat64s(drainBuckets, v); i < len(drainBuckets) {
+		h.counts[i]++ // the first bucket whose upper bound is ≥ v
+	}
+	h.count++
+	h.sum += v
+}
+
+func (d *policyDrainMetrics) collect(ch chan<- prometheus.Metric, name string) {
+	d.seconds.mu.Lock()
+	buckets := make(map[float64]uint64, len(drainBuckets))
+	var cum uint64
+	for i, b := range drainBuckets {
+		if d.seconds.counts != nil {
+			cum += d.seconds.counts[i]
+		}
+		buckets[b] = cum
+	}
+	count, sum := d.seconds.count, d.seconds.sum
+	d.seconds.mu.Unlock()
+	ch <- prometheus.MustNewConstHistogram(drainSecondsDesc, count, sum, buckets, name)
+	ch <- prometheus.MustNewConstMetric(drainsTimedOutDesc, prometheus.CounterValue, d.timedOut.get(), name)
+	ch <- prometheus.MustNewConstMetric(drainsCalledOffDesc, prometheus.CounterValue, d.calledOff.get(), name)
 }
 
 // noteDrains reads the target's drains after the tick's action: it adds to d's reason

@@ -170,7 +170,7 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 // policy.
 func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, target: b.Target, sources: b.Sources,
-		wake: make(chan struct{}, 1), handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
+		handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
 	for i, q := range p.Config.Queries {
 		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D()})
 		r.queryHealth = append(r.queryHealth, health{what: fmt.Sprintf("query %q", q.Name)})
@@ -183,7 +183,7 @@ func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
 	if e.metrics != nil {
 		r.m = e.metrics.forPolicy(p.Name, p.Queries)
 		if r.pool != nil {
-			r.m.pool = e.metrics.poolForPolicy(p.Name)
+			e.metrics.poolForPolicy(p.Name) // r.m shares the policy's series, the pool's too
 		}
 		defer func() { r.m.paused.Set(boolGauge(r.paused.Load())) }() // once restored or inherited
 	}
@@ -272,16 +272,27 @@ func (e *Engine) startLocked(r *runner) {
 	done := r.done
 	r.mu.Unlock()
 	e.loops.Add(1)
+	// The start (waiting for the predecessor, the target's history) has a goroutine; once
+	// the first tick is armed it ends, and the ticks run from the runner's timer.
+	started := make(chan struct{})
+	var stopWatch func() // set when the loop began
 	go func() {
-		defer e.loops.Done()
-		defer close(done)
+		defer close(started)
 		select {
 		case <-r.handedOver:
 		case <-ctx.Done():
 			return
 		}
-		r.loop(ctx, hard)
+		stopWatch = r.begin(ctx, hard)
 	}()
+	context.AfterFunc(ctx, func() {
+		defer e.loops.Done()
+		defer close(done)
+		<-started
+		if stopWatch != nil {
+			r.end(stopWatch)
+		}
+	})
 }
 
 // Close stops everything and closes every target (process groups get their stop signal)

@@ -13,7 +13,6 @@ import (
 	"github.com/autoscalerd/autoscalerd/configs"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // recorder is an Observer that hands what it hears to the test.
@@ -119,7 +118,7 @@ func TestObserver(t *testing.T) {
 	if !p.Paused || p.Policy != "w" {
 		t.Errorf("pause: %+v", p)
 	}
-	if v := testutil.ToFloat64(m.paused.WithLabelValues("w")); v != 1 {
+	if v := policyValue(t, m, "autoscalerd_policy_paused", "w"); v != 1 {
 		t.Errorf("autoscalerd_policy_paused = %v", v)
 	}
 	e.SetPaused("w", false)
@@ -131,7 +130,38 @@ func TestObserver(t *testing.T) {
 		t.Errorf("an extra pause event: %+v", p)
 	default:
 	}
-	if v := testutil.ToFloat64(m.paused.WithLabelValues("w")); v != 0 {
+	if v := policyValue(t, m, "autoscalerd_policy_paused", "w"); v != 0 {
 		t.Errorf("autoscalerd_policy_paused = %v after resume", v)
 	}
+}
+
+// policyValue is the sample of metric for policy as a scrape sees it; the collector is
+// gathered by a pedantic registry, which also checks its samples against their Desc.
+func policyValue(t *testing.T, m *Metrics, metric, policy string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister((*policyCollector)(m))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != metric {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == policy {
+					switch {
+					case s.Gauge != nil:
+						return s.GetGauge().GetValue()
+					case s.Counter != nil:
+						return s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s sample for policy %q", metric, policy)
+	return 0
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/policy"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // processPolicy is a process-target policy on a file query, at a 1s interval.
@@ -121,7 +120,7 @@ func TestStateDirFull(t *testing.T) {
 	if n := strings.Count(r.log.String(), "saving state failing"); n != 1 {
 		t.Errorf("the failure was logged %d times, want once:\n%s", n, r.log.String())
 	}
-	if n := testutil.ToFloat64(r.e.metrics.saveErrors.WithLabelValues("w")); n < 2 {
+	if n := policyValue(t, r.e.metrics, "autoscalerd_state_save_errors_total", "w"); n < 2 {
 		t.Errorf("autoscalerd_state_save_errors_total = %v, want ≥ 2", n)
 	}
 	if err := os.Remove(fill); err != nil {

@@ -32,8 +32,8 @@ const (
 	chartPoints = 150
 )
 
-// runner is one policy's loop. The loop goroutine owns st; everything the HTTP side reads
-// is copied under mu.
+// runner is one policy's loop. The running tick owns st (one tick at a time, see sched);
+// everything the HTTP side reads is copied under mu.
 type runner struct {
 	p       *policy.Policy
 	store   *Store
@@ -46,7 +46,7 @@ type runner struct {
 	m       *policyMetrics
 	pool    targets.Pooler
 	sem     chan struct{}
-	wake    chan struct{}
+	sched   sched
 	// successorOf is the runner of the previous configuration that drove this target; the
 	// loop starts once it has stopped (handedOver closed), continuing its state when
 	// inherits is set (the same policy).
@@ -59,7 +59,6 @@ type runner struct {
 	dirty        bool // state changed since the last save
 	backoff      int
 	backoffUntil time.Time
-	lastTick     time.Time
 	reached      atomic.Bool
 	paused       atomic.Bool
 	// targetHealth, queryHealth and saveHealth are owned by the loop goroutine; the
@@ -166,24 +165,36 @@ func (r *runner) closeSources() {
 	r.sources = nil
 }
 
-func (r *runner) loop(ctx, hard context.Context) {
+// The loop has no goroutine of its own between ticks: a timer (time.AfterFunc) starts each
+// tick in a goroutine that ends with it. Idle, 10,000 policies cost 10,000 runtime timers
+// instead of 10,000 goroutine stacks (100 MB), and the runtime's timer heap is the shared
+// scheduler. sched decides when the next tick runs; the tick goroutine owns st.
+type sched struct {
+	mu        sync.Mutex
+	ctx, hard context.Context
+	timer     *time.Timer
+	// due is when the armed timer is for: a timer that fires after it was re-armed for
+	// later (its goroutine was already on its way) finds now before due and does nothing.
+	due      time.Time
+	next     time.Time // the next tick on the grid
+	lastTick time.Time
+	ticking  bool
+	woken    bool // a poke to act on once the running tick (or the start) is over
+	stopped  bool
+	ticks    sync.WaitGroup // the running tick
+}
+
+// begin starts the loop under ctx: it takes over the target's history, starts listening
+// for target events and arms the first tick, then returns. stopWatch ends the listening
+// (after ctx has ended).
+func (r *runner) begin(ctx, hard context.Context) (stopWatch func()) {
 	if h, ok := r.target.(targets.Historian); ok {
 		r.busyUntil.Store(time.Now().Add(statusTimeout + time.Minute).UnixNano())
 		r.adoptHistory(ctx, h)
 		r.busyUntil.Store(0)
 		r.beat.Store(time.Now().UnixNano())
 	}
-	if w, ok := r.target.(targets.Watcher); ok {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Watch(ctx, r.poke); err != nil && ctx.Err() == nil {
-				r.log.Warn("watching the target for outside changes stopped; the tick still notices them", "err", err)
-			}
-		}()
-		defer wg.Wait()
-	}
+	stopWatch = r.watch(ctx)
 	// Ticks fall on a grid of tickSlot, at the policy's interval from its first tick. The
 	// first ticks of many policies are spread over the interval (at most 2 s), but policies
 	// on the same slot wake together: a thousand policies cost a few dozen wake-ups a
@@ -191,39 +202,119 @@ func (r *runner) loop(ctx, hard context.Context) {
 	spread := min(r.p.Interval, 2*time.Second)
 	slots := max(int64(spread/tickSlot), 1)
 	next := time.Now().Truncate(tickSlot).Add(time.Duration(rand.Int64N(slots)+1) * tickSlot)
-	timer := time.NewTimer(time.Until(next))
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.saveClean()
-			return
-		case <-timer.C:
-		case <-r.wake:
-			if since := time.Since(r.lastTick); since < minWakeGap {
-				timer.Reset(minWakeGap - since)
-				continue
-			}
+	s := &r.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ctx, s.hard, s.stopped, s.next = ctx, hard, false, next
+	at := next
+	if s.woken { // poked before the loop ran
+		s.woken, at = false, s.wakeAt(time.Now())
+	}
+	s.armLocked(r, at)
+	return stopWatch
+}
+
+// watch listens for the target's outside changes. A Notifier calls back without a
+// goroutine of ours; a Watcher's Watch blocks, so it gets one, which ends with ctx.
+func (r *runner) watch(ctx context.Context) (stop func()) {
+	if n, ok := r.target.(targets.Notifier); ok {
+		return n.Notify(r.poke)
+	}
+	w, ok := r.target.(targets.Watcher)
+	if !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Watch(ctx, r.poke); err != nil && ctx.Err() == nil {
+			r.log.Warn("watching the target for outside changes stopped; the tick still notices them", "err", err)
 		}
-		r.lastTick = time.Now()
-		r.busyUntil.Store(r.lastTick.Add(r.tickBudget()).UnixNano())
-		r.tick(ctx, hard)
-		now := time.Now()
-		r.busyUntil.Store(0)
-		r.beat.Store(now.UnixNano())
-		for !next.After(now) {
-			next = next.Add(r.p.Interval)
-		}
-		timer.Reset(time.Until(next))
+	}()
+	return func() { <-done }
+}
+
+// end stops the loop once its context has ended: no tick starts any more, the running one
+// finishes, and the state is saved as of a clean stop.
+func (r *runner) end(stopWatch func()) {
+	s := &r.sched
+	s.mu.Lock()
+	s.stopped = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.ticks.Wait()
+	stopWatch()
+	r.saveClean()
+}
+
+// armLocked (re)arms the timer for at.
+func (s *sched) armLocked(r *runner, at time.Time) {
+	d := time.Until(at)
+	s.due = time.Now().Add(d) // before the timer's own reading of the clock: it never fires before due
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, r.fire)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+// wakeAt is when a poke at now runs its tick: at once, or minWakeGap after the last tick.
+func (s *sched) wakeAt(now time.Time) time.Time {
+	if since := now.Sub(s.lastTick); since < minWakeGap {
+		return s.lastTick.Add(minWakeGap)
+	}
+	return now
+}
+
+// fire runs one tick in the timer's goroutine, then arms the next one.
+func (r *runner) fire() {
+	s := &r.sched
+	s.mu.Lock()
+	now := time.Now()
+	if s.stopped || s.ticking || now.Before(s.due) {
+		s.mu.Unlock()
+		return // stopped, or a timer that was re-armed after it had fired
+	}
+	s.ticking, s.lastTick = true, now
+	s.ticks.Add(1)
+	ctx, hard := s.ctx, s.hard
+	s.mu.Unlock()
+	defer s.ticks.Done()
+
+	r.busyUntil.Store(now.Add(r.tickBudget()).UnixNano())
+	r.tick(ctx, hard)
+	now = time.Now()
+	r.busyUntil.Store(0)
+	r.beat.Store(now.UnixNano())
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ticking = false
+	for !s.next.After(now) {
+		s.next = s.next.Add(r.p.Interval)
+	}
+	at := s.next
+	if s.woken { // poked during the tick
+		s.woken, at = false, s.wakeAt(now)
+	}
+	if !s.stopped {
+		s.armLocked(r, at)
 	}
 }
 
-// poke asks for an early tick (a target event).
+// poke asks for an early tick (a target event, a pause): at once, or minWakeGap after the
+// last one, which keeps a storm of target events from becoming a storm of evaluations.
 func (r *runner) poke() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	s := &r.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ticking || s.stopped || s.timer == nil {
+		s.woken = true
+		return
 	}
+	s.armLocked(r, s.wakeAt(time.Now()))
 }
 
 // adoptHistory makes the target's own record of its last scaling action count as ours

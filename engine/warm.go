@@ -10,48 +10,35 @@ import (
 	"github.com/autoscalerd/autoscalerd/targets/warm"
 )
 
-// poolMetrics are the series of targets with a warm pool.
-type poolMetrics struct {
-	handedOut *prometheus.CounterVec
-	replaced  *prometheus.CounterVec
-}
+var (
+	poolHandedOutDesc = prometheus.NewDesc("autoscalerd_warm_pool_handed_out_total",
+		"Warm pool members scale-ups took (unpaused, continued or started) instead of starting new replicas.", []string{"policy"}, nil)
+	poolReplacedDesc = prometheus.NewDesc("autoscalerd_warm_pool_replaced_total",
+		"Warm pool members removed because the service changed under them (a new image or configuration); they are made again.", []string{"policy"}, nil)
+)
 
-func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
-	m := &poolMetrics{
-		handedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "autoscalerd_warm_pool_handed_out_total",
-			Help: "Warm pool members scale-ups took (unpaused, continued or started) instead of starting new replicas.",
-		}, []string{"policy"}),
-		replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "autoscalerd_warm_pool_replaced_total",
-			Help: "Warm pool members removed because the service changed under them (a new image or configuration); they are made again.",
-		}, []string{"policy"}),
-	}
-	reg.MustRegister(m.handedOut, m.replaced)
-	return m
-}
-
-func (m *poolMetrics) forget(name string) {
-	for _, v := range []*prometheus.MetricVec{m.handedOut.MetricVec, m.replaced.MetricVec} {
-		v.DeletePartialMatch(prometheus.Labels{"policy": name})
-	}
-}
-
-// policyPoolMetrics caches one policy's pool series, made only for a target with a pool;
-// members and warming are kinds of autoscalerd_policy_replicas.
+// policyPoolMetrics are one policy's pool series, made only for a target with a pool;
+// members, warming and want are kinds of autoscalerd_policy_replicas.
 type policyPoolMetrics struct {
-	members, warming, want prometheus.Gauge
-	handedOut, replaced    prometheus.Counter
+	members, warming, want gauge
+	handedOut, replaced    counter
 }
 
+// poolForPolicy returns the pool series of the policy name, made on first use.
 func (m *Metrics) poolForPolicy(name string) *policyPoolMetrics {
-	return &policyPoolMetrics{
-		members:   m.replicas.WithLabelValues(name, "warm"),
-		warming:   m.replicas.WithLabelValues(name, "warming"),
-		want:      m.replicas.WithLabelValues(name, "warm_wanted"),
-		handedOut: m.pool.handedOut.WithLabelValues(name),
-		replaced:  m.pool.replaced.WithLabelValues(name),
-	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := m.policies[name]
+	ps.pool.CompareAndSwap(nil, &policyPoolMetrics{})
+	return ps.pool.Load()
+}
+
+func (p *policyPoolMetrics) collect(ch chan<- prometheus.Metric, name string) {
+	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, p.members.get(), name, "warm")
+	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, p.warming.get(), name, "warming")
+	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, p.want.get(), name, "warm_wanted")
+	ch <- prometheus.MustNewConstMetric(poolHandedOutDesc, prometheus.CounterValue, p.handedOut.get(), name)
+	ch <- prometheus.MustNewConstMetric(poolReplacedDesc, prometheus.CounterValue, p.replaced.get(), name)
 }
 
 // pooler returns the target's pool, or nil when it has none.
@@ -76,15 +63,16 @@ func (r *runner) notePool(d policy.Decision) policy.Decision {
 	if n := info.HandedOut - r.poolSeen.HandedOut; d.Action == policy.Up && n > 0 && info.HandedOut >= r.poolSeen.HandedOut {
 		d.Reason += fmt.Sprintf(" → %d from the warm pool (%s), %d new", n, info.State, max(d.To-d.From-int(n), 0))
 	}
-	if pm := r.m; pm != nil && pm.pool != nil {
-		pm.pool.members.Set(float64(info.Members))
-		pm.pool.warming.Set(float64(info.Warming))
-		pm.pool.want.Set(float64(info.Want))
+	if pm := r.m; pm != nil && pm.pool.Load() != nil {
+		pool := pm.pool.Load()
+		pool.members.Set(float64(info.Members))
+		pool.warming.Set(float64(info.Warming))
+		pool.want.Set(float64(info.Want))
 		if info.HandedOut > r.poolSeen.HandedOut {
-			pm.pool.handedOut.Add(float64(info.HandedOut - r.poolSeen.HandedOut))
+			pool.handedOut.Add(uint64(info.HandedOut - r.poolSeen.HandedOut))
 		}
 		if info.Replaced > r.poolSeen.Replaced {
-			pm.pool.replaced.Add(float64(info.Replaced - r.poolSeen.Replaced))
+			pool.replaced.Add(uint64(info.Replaced - r.poolSeen.Replaced))
 		}
 	}
 	r.mu.Lock()

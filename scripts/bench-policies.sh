@@ -11,6 +11,8 @@
 #                cooldown.down 30s: decisions change, windows and reasons vary
 #   HOG=1        load the machine with a CPU hog on core 0 while measuring
 #   PROFILE=F    also write a 30 s CPU profile of the daemon to F (go tool pprof F)
+#   HEAP=F       also write a heap profile to F at the end (its MemStats: F.txt)
+#   BIN=PATH     measure this binary instead of building the tree (back-to-back comparisons)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000}"; secs="${2:-60}"; warm=15
@@ -18,7 +20,7 @@ work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-go build -o "$work/autoscalerd" ./cmd/autoscalerd
+if [ -n "${BIN:-}" ]; then cp "$BIN" "$work/autoscalerd"; else go build -o "$work/autoscalerd" ./cmd/autoscalerd; fi
 files=1; down=5m
 if [ "${VARIED:-}" = 1 ]; then files=10; down=30s; fi
 for f in $(seq 1 "$files"); do echo $((f * 97)) > "$work/depth$f"; done
@@ -40,7 +42,7 @@ YAML
   done
 } > "$work/autoscalerd.yaml"
 pprof_addr=""
-if [ -n "${PROFILE:-}" ]; then pprof_addr="127.0.0.1:$((20000 + RANDOM % 20000))"; fi
+if [ -n "${PROFILE:-}${HEAP:-}" ]; then pprof_addr="127.0.0.1:$((20000 + RANDOM % 20000))"; fi
 AUTOSCALERD_DEBUG_PPROF="$pprof_addr" "$work/autoscalerd" run -c "$work/autoscalerd.yaml" --state-dir "$work/state" --listen 127.0.0.1:0 2>"$work/log" &
 pid=$!; pids+=("$pid")
 if [ "${VARIED:-}" = 1 ]; then
@@ -51,7 +53,7 @@ sleep "$warm"
 if [ "${HOG:-}" = 1 ]; then
   taskset -c 0 sh -c 'while :; do :; done' & pids+=("$!")
 fi
-if [ -n "$pprof_addr" ]; then
+if [ -n "${PROFILE:-}" ]; then
   curl -s -o "$PROFILE" "http://$pprof_addr/debug/pprof/profile?seconds=30" & pids+=("$!")
 fi
 ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
@@ -67,5 +69,10 @@ cpu=$(echo "scale=2; 100 * ($t1 - $t0) / $hz / ($s1 - $s0)" | bc)
 threads=$(awk '/Threads/{print $2}' "/proc/$pid/status")
 fds=$(ls "/proc/$pid/fd" | wc -l)
 echo "policies=$n interval=1s window=${secs}s varied=${VARIED:-0} hog=${HOG:-0} cpu=${cpu}% of one core peak_rss=$((peak / 1024))MiB threads=$threads fds=$fds"
-if [ -n "$pprof_addr" ]; then wait "${pids[-1]}" 2>/dev/null || true; echo "profile: $PROFILE"; fi
+if [ -n "${PROFILE:-}" ]; then wait "${pids[-1]}" 2>/dev/null || true; echo "profile: $PROFILE"; fi
+if [ -n "${HEAP:-}" ]; then
+  curl -s -o "$HEAP" "http://$pprof_addr/debug/pprof/heap"
+  curl -s "http://$pprof_addr/debug/pprof/heap?debug=1" | sed -n '/^# runtime.MemStats/,$p' > "$HEAP.txt"
+  echo "goroutines=$(curl -s "http://$pprof_addr/debug/pprof/goroutine?debug=1" | head -1 | sed 's/.*total //') heap profile: $HEAP"
+fi
 if grep -q level=ERROR "$work/log"; then echo "errors in the daemon log:"; grep level=ERROR "$work/log" | head -5; fi

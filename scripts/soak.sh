@@ -10,6 +10,11 @@
 # number, garbage or nothing, and an `http` query on a local server that answers, fails with
 # 500 or hangs past the 1 s timeout, at random. Policies are in dry-run against process
 # targets, so nothing is started.
+#
+# Environment:
+#   BIN=PATH     soak this binary instead of building the tree
+#   HEAP=PREFIX  also write heap profiles PREFIX.start and PREFIX.end (go tool pprof -base),
+#                each with its runtime.MemStats in PREFIX.start.txt / PREFIX.end.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-3600}"; n="${2:-1000}"; files=20
@@ -17,7 +22,7 @@ work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-go build -o "$work/autoscalerd" ./cmd/autoscalerd
+if [ -n "${BIN:-}" ]; then cp "$BIN" "$work/autoscalerd"; else go build -o "$work/autoscalerd" ./cmd/autoscalerd; fi
 web_port=$((30000 + RANDOM % 20000)); pprof="127.0.0.1:$((30000 + RANDOM % 20000))"; listen="127.0.0.1:$((30000 + RANDOM % 20000))"
 
 # The flapping HTTP server: 60 % answers, 20 % 500, 20 % hangs for 3 s.
@@ -82,8 +87,13 @@ sample() {
   actions=$(curl -s "http://$listen/metrics" | awk '/^autoscalerd_scale_actions_total/{s += $2} END {print s + 0}')
   echo "goroutines=$g rss=${rss}MiB fds=$fds evaluations=$evals decisions_that_scaled=$actions"
 }
-echo "start: $(sample)"
+heap() {
+  [ -n "${HEAP:-}" ] || return 0
+  curl -s -o "$HEAP.$1" "http://$pprof/debug/pprof/heap"
+  curl -s "http://$pprof/debug/pprof/heap?debug=1" | sed -n '/^# runtime.MemStats/,$p' > "$HEAP.$1.txt"
+}
+echo "start: $(sample)"; heap start
 sleep "$secs"
-echo "end:   $(sample)   (after ${secs}s, $n policies)"
+echo "end:   $(sample)   (after ${secs}s, $n policies)"; heap end
 errs=$(grep -c level=ERROR "$work/log" || true)
 echo "ERROR lines in the daemon log: $errs"

@@ -87,6 +87,14 @@ type Watcher interface {
 	Watch(ctx context.Context, changed func()) error
 }
 
+// Notifier is implemented by targets that notice their changes themselves (a supervised
+// child that left) and can call back without anyone blocking in Watch. The engine prefers
+// it to Watcher: a policy then costs no goroutine between ticks. changed is called until
+// stop is; it must not block.
+type Notifier interface {
+	Notify(changed func()) (stop func())
+}
+
 // Historian is implemented by targets that remember their own scaling actions (Nomad
 // keeps scaling events per task group). At start the engine asks for the latest action;
 // when it is newer than the persisted state it counts as the policy's last action, so a

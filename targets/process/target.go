@@ -76,10 +76,11 @@ type target struct {
 }
 
 var (
-	_ targets.Closer  = (*target)(nil)
-	_ targets.Watcher = (*target)(nil)
-	_ targets.Drainer = (*target)(nil)
-	_ targets.Pooler  = (*target)(nil)
+	_ targets.Closer   = (*target)(nil)
+	_ targets.Watcher  = (*target)(nil)
+	_ targets.Notifier = (*target)(nil)
+	_ targets.Drainer  = (*target)(nil)
+	_ targets.Pooler   = (*target)(nil)
 )
 
 func newTarget(cfg *Config, deps targets.Deps, tm timing) (*target, error) {
@@ -315,14 +316,23 @@ func (t *target) forget(r *replica) {
 // for good (its restart policy let it go), so the policy sees the lower count at once
 // instead of an interval later.
 func (t *target) Watch(ctx context.Context, changed func()) error {
+	stop := t.Notify(changed)
+	<-ctx.Done()
+	stop()
+	return nil
+}
+
+// Notify implements targets.Notifier: the same calls as Watch, without a goroutine blocked
+// in it (the engine would need one per policy).
+func (t *target) Notify(changed func()) (stop func()) {
 	t.mu.Lock()
 	t.changed = changed
 	t.mu.Unlock()
-	<-ctx.Done()
-	t.mu.Lock()
-	t.changed = nil
-	t.mu.Unlock()
-	return nil
+	return func() {
+		t.mu.Lock()
+		t.changed = nil
+		t.mu.Unlock()
+	}
 }
 
 // departed drops a replica the restart policy let go and tells the watcher.
