@@ -25,11 +25,17 @@ import (
 // runEngine runs a real engine on text until the returned stop is called.
 func runEngine(t *testing.T, text, stateDir string, log *plugintest.SyncBuffer) (e *engine.Engine, stop func()) {
 	t.Helper()
+	return runEngineWith(t, text, stateDir, log, prometheus.NewRegistry())
+}
+
+// runEngineWith is runEngine with the engine's metrics in reg.
+func runEngineWith(t *testing.T, text, stateDir string, log *plugintest.SyncBuffer, reg prometheus.Registerer) (e *engine.Engine, stop func()) {
+	t.Helper()
 	store, err := engine.NewStore(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = engine.NewEngine(engine.EngineOptions{Logger: slog.New(slog.NewTextHandler(log, nil)), Metrics: engine.NewMetrics(prometheus.NewRegistry()), Store: store})
+	e = engine.NewEngine(engine.EngineOptions{Logger: slog.New(slog.NewTextHandler(log, nil)), Metrics: engine.NewMetrics(reg), Store: store})
 	cfg, ps, err := policy.Parse("test.yaml", []byte(text), configs.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 )
@@ -45,7 +47,8 @@ policies:
     replicas: want
 `, stateDir, cc.Engine().Host, project, q)
 	var log plugintest.SyncBuffer
-	e, _ := runEngine(t, text, stateDir, &log)
+	reg := prometheus.NewPedanticRegistry()
+	e, _ := runEngineWith(t, text, stateDir, &log, reg)
 	waitUntil(t, "a pool of 2 in the status", 60*time.Second, func() bool {
 		s := policyStatus(e)
 		return s.Current == 1 && s.WarmPool != nil && s.WarmPool.Members == 2 && s.WarmPool.Warming == 0
@@ -76,4 +79,39 @@ policies:
 		s := policyStatus(e)
 		return s.WarmPool != nil && s.WarmPool.Members == 1 && s.WarmPool.Want == 1 && s.WarmPool.HandedOut == 2
 	})
+	// The metrics say the same once a tick has read the pool.
+	waitUntil(t, "the pool's metrics", 10*time.Second, func() bool {
+		return metricValue(t, reg, "autoscalerd_policy_replicas", "warm") == 1 &&
+			metricValue(t, reg, "autoscalerd_policy_replicas", "warm_wanted") == 1 &&
+			metricValue(t, reg, "autoscalerd_warm_pool_handed_out_total", "") == 2
+	})
+}
+
+// metricValue gathers reg and returns the jobs policy's sample of metric (with
+// kind=kind when kind is given), or -1.
+func metricValue(t *testing.T, reg *prometheus.Registry, metric, kind string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != metric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["policy"] != "jobs" || kind != "" && labels["kind"] != kind {
+				continue
+			}
+			if m.Gauge != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }
