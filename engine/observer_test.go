@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testing/plugintest"
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -141,26 +142,8 @@ func policyValue(t *testing.T, m *Metrics, metric, policy string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister((*policyCollector)(m))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != metric {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			for _, l := range s.GetLabel() {
-				if l.GetName() == "policy" && l.GetValue() == policy {
-					switch {
-					case s.Gauge != nil:
-						return s.GetGauge().GetValue()
-					case s.Counter != nil:
-						return s.GetCounter().GetValue()
-					}
-				}
-			}
-		}
+	if v, ok := plugintest.Metric(t, reg, metric, map[string]string{"policy": policy}); ok {
+		return v
 	}
 	t.Fatalf("no %s sample for policy %q", metric, policy)
 	return 0

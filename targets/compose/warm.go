@@ -30,16 +30,6 @@ import (
 // Scale leave it out. A scale-up claims members in flight too, so the refill never removes
 // one that is being handed out.
 
-// Bounds on a member's making and the pool's refill.
-const (
-	// warmupLimit bounds one member's start-up (healthcheck, settle); a member not ready
-	// by then is removed and the failure shown in the pool's last_error.
-	warmupLimit = 5 * time.Minute
-	// refillEvery is how often the pool is checked without a reason to (a member
-	// removed by hand shows sooner, through the events Watch gets).
-	refillEvery = 15 * time.Second
-)
-
 // pool is the compose target's warm pool.
 type pool struct {
 	cfg       *warm.Config
@@ -198,7 +188,7 @@ func (t *Target) closePool() {
 func (t *Target) refillLoop() {
 	p := t.pool
 	defer p.wg.Done()
-	tick := time.NewTicker(refillEvery)
+	tick := time.NewTicker(warm.RefillEvery)
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
@@ -349,7 +339,7 @@ func (t *Target) makeMembers(ctx context.Context, c api, all, rest, members []re
 			var name string
 			err := p.ctx.Err()
 			if err == nil {
-				mctx, cancel := context.WithTimeout(p.ctx, warmupLimit)
+				mctx, cancel := context.WithTimeout(p.ctx, warm.ReadyLimit)
 				err = t.createClone(mctx, c, plan, func(n string) {
 					p.release(name)
 					name = n

@@ -87,31 +87,16 @@ policies:
 	})
 }
 
-// metricValue gathers reg and returns the jobs policy's sample of metric (with
-// kind=kind when kind is given), or -1.
+// metricValue is the jobs policy's sample of metric (with kind=kind when kind is given),
+// or -1.
 func metricValue(t *testing.T, reg *prometheus.Registry, metric, kind string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	labels := map[string]string{"policy": "jobs"}
+	if kind != "" {
+		labels["kind"] = kind
 	}
-	for _, f := range families {
-		if f.GetName() != metric {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["policy"] != "jobs" || kind != "" && labels["kind"] != kind {
-				continue
-			}
-			if m.Gauge != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
+	if v, ok := plugintest.Metric(t, reg, metric, labels); ok {
+		return v
 	}
 	return -1
 }

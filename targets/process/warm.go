@@ -21,15 +21,6 @@ import (
 // Without a drain block nothing says when a member is ready, so it is frozen as soon as
 // it is started and finishes its start-up once handed out.
 
-const (
-	// refillEvery is how often the pool is refilled without a kick: members that died
-	// are replaced at this pace, never in a tight loop.
-	refillEvery = 15 * time.Second
-	// settleTimeout bounds how long a new member may take to answer its busy probe and
-	// go idle; one that does not is stopped and the error kept for the status.
-	settleTimeout = 5 * time.Minute
-)
-
 // pool is the target's warm pool; its fields are guarded by target.mu.
 type pool struct {
 	cfg         *warm.Config
@@ -111,7 +102,7 @@ func (t *target) kickPool() {
 // refillLoop keeps the pool at its size until Close.
 func (t *target) refillLoop(kick <-chan struct{}) {
 	defer t.wg.Done()
-	tick := time.NewTicker(refillEvery)
+	tick := time.NewTicker(warm.RefillEvery)
 	defer tick.Stop()
 	for {
 		t.refill()
@@ -168,7 +159,7 @@ func (t *target) refill() {
 func (t *target) warmUp(r *replica, cfg *drain.Config) {
 	defer t.wg.Done()
 	if cfg != nil {
-		ctx, cancel := context.WithTimeout(t.ctx, settleTimeout)
+		ctx, cancel := context.WithTimeout(t.ctx, warm.ReadyLimit)
 		// A member stopped or dead meanwhile has nothing left to settle.
 		go func() {
 			select {

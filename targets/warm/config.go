@@ -11,8 +11,19 @@ package warm
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+)
+
+// The pace of a pool, the same on every target.
+const (
+	// RefillEvery is how often a pool is refilled without a kick (a scale, an event):
+	// members that died are replaced at this pace, never in a tight loop.
+	RefillEvery = 15 * time.Second
+	// ReadyLimit bounds a new member's start-up (healthcheck, busy probe, going idle); one
+	// not ready by then is removed and the failure kept for the status.
+	ReadyLimit = 5 * time.Minute
 )
 
 // State is how a member waits.
