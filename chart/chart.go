@@ -338,6 +338,16 @@ func ClockTicks(x0, x1 float64, max int, loc *time.Location) ([]float64, string)
 			break
 		}
 	}
+	if len(out) < 2 && max >= 2 && span >= 2 {
+		// A short span that falls between round times (7 s with room for 3 labels: every
+		// 2 s is too many, every 5 s leaves one): label both ends and between, to the second.
+		out = out[:0]
+		for i := range max {
+			out = append(out, math.Round(x0+float64(i)/float64(max-1)*span))
+		}
+		out[0], out[len(out)-1] = math.Ceil(x0), math.Floor(x1)
+		return out, "15:04:05"
+	}
 	layout := "15:04"
 	switch {
 	case step < time.Minute:

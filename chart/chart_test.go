@@ -234,9 +234,20 @@ func TestClockTicks(t *testing.T) {
 			t.Errorf("%s, at most %d: %q (%s), want %d from %s (%s)", c.span, c.max, got, layout, c.n, c.first, c.layout)
 		}
 	}
+	// A 7 s span with room for 3 labels between round times (every 2 s is 4 labels, every
+	// 5 s one): the ends and the middle, to the second, never a lone label.
+	x0 := t0 + 35.5
+	ticks, layout := ClockTicks(x0, x0+7, 3, utc)
+	var got []string
+	for _, x := range ticks {
+		got = append(got, time.Unix(int64(x), 0).In(utc).Format(layout))
+	}
+	if want := []string{"07:03:56", "07:03:59", "07:04:02"}; !slices.Equal(got, want) {
+		t.Errorf("7 s, at most 3: %q, want %q", got, want)
+	}
 	// Half-hour zones: whole hours of the local clock.
 	india := time.FixedZone("IST", 5*3600+1800)
-	ticks, _ := ClockTicks(t0, t0+6*3600, 7, india)
+	ticks, _ = ClockTicks(t0, t0+6*3600, 7, india)
 	if got := time.Unix(int64(ticks[0]), 0).In(india).Format("15:04"); got != "13:00" {
 		t.Errorf("first tick in IST %s, want 13:00", got)
 	}

@@ -44,13 +44,25 @@ func byState(t *testing.T, c *client.Client, project string) map[container.Conta
 func waitPool(t *testing.T, tg *Target, c *client.Client, project string, state container.ContainerState, members int) []string {
 	t.Helper()
 	var ids []string
-	waitUntil(t, fmt.Sprintf("a pool of %d %s members", members, state), 90*time.Second, func() bool {
+	// Generous: each member's start-up, healthcheck and settle run on a loaded engine.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
 		tg.kickPool()
 		info := tg.Pool()
-		ids = byState(t, c, project)[state]
-		return info.Members == members && info.Warming == 0 && len(ids) == members
-	})
-	return ids
+		all := byState(t, c, project)
+		ids = all[state]
+		if info.Members == members && info.Warming == 0 && len(ids) == members {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			counts := map[container.ContainerState]int{}
+			for st, ids := range all {
+				counts[st] = len(ids)
+			}
+			t.Fatalf("no pool of %d %s members within 3m: pool %+v, containers by state %v", members, state, info, counts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestComposeWarmPool: a pool of 3 paused members is made beside the running replica and
