@@ -379,7 +379,7 @@ func (t *Target) finishMember(ctx context.Context, c api, spec cloneSpec, id str
 		return err
 	}
 	if cfg := t.cfg.Drain; cfg != nil {
-		if err := t.settle(ctx, c, cfg, spec.name, id); err != nil {
+		if err := drain.Settle(ctx, cfg, t.reach(c, replica{id: id, name: spec.name})); err != nil {
 			return fmt.Errorf("%s: %w", spec.name, err)
 		}
 	}
@@ -387,40 +387,6 @@ func (t *Target) finishMember(ctx context.Context, c api, spec cloneSpec, id str
 		return fmt.Errorf("pausing %s: %w", spec.name, err)
 	}
 	return nil
-}
-
-// settle is drain.Settle on a new member, cut short when the container exits meanwhile (a
-// worker that cannot reach its queue, say): its probe would only fail until ReadyLimit.
-func (t *Target) settle(parent context.Context, c api, cfg *drain.Config, name, id string) error {
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			res, err := c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-			switch {
-			case cerrdefs.IsNotFound(err):
-				cancel(fmt.Errorf("%s was removed while it started", name))
-				return
-			case err == nil && res.Container.State != nil && !res.Container.State.Running:
-				cancel(fmt.Errorf("%s exited while it started (exit code %d)", name, res.Container.State.ExitCode))
-				return
-			}
-		}
-	}()
-	err := drain.Settle(ctx, cfg, t.reach(c, replica{id: id, name: name}))
-	cancel(nil)
-	<-watched
-	if cause := context.Cause(ctx); err != nil && parent.Err() == nil && !errors.Is(cause, context.Canceled) {
-		return cause // the container's end, not the probe's last failure
-	}
-	return err
 }
 
 // waitHealthy waits until a member with a healthcheck reports healthy, so that it is
