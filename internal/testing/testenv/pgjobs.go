@@ -110,3 +110,36 @@ func Forward(t testing.TB, l net.Listener, backend string) {
 		}
 	}()
 }
+
+// JobsDone waits up to timeout for every attempt among JobRuns()[from:] to end (a job
+// cut short never does) and returns them; it fails the test naming each attempt left
+// unfinished, and each job run more than once.
+func (p *Postgres) JobsDone(t testing.TB, from int, timeout time.Duration) []JobRun {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		runs := p.JobRuns(t)[from:]
+		var open []JobRun
+		for _, r := range runs {
+			if r.Status != "done" || r.Finished == nil {
+				open = append(open, r)
+			}
+		}
+		if len(open) == 0 || time.Now().After(deadline) {
+			for _, r := range open {
+				t.Errorf("task %d on %s is %s (started %s, not finished within %s): cut short", r.Task, r.Worker, r.Status, r.Started.Format(time.TimeOnly), timeout)
+			}
+			seen := map[int64]int{}
+			for _, r := range runs {
+				seen[r.Task]++
+			}
+			for task, n := range seen {
+				if n != 1 {
+					t.Errorf("task %d was run %d times", task, n)
+				}
+			}
+			return runs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
