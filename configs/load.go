@@ -434,15 +434,26 @@ func applyOverrides(cfg *Config, get func(string) (string, bool), errs *Errors) 
 
 // settingPos returns where a daemon setting was given: its value in the main file, the
 // flags or environment when they override it, or just the file when it was left out.
+//
+// It keeps the positions of the daemon's settings only, not the decoder: the loaded
+// configuration lives as long as the daemon runs it, and the positions of every policy's
+// keys (megabytes with thousands of policies) are only needed while it is checked.
 func settingPos(d *Decoder, overridden map[string]bool) func(key string) Pos {
+	kept := map[string]Pos{}
+	for path, p := range d.pos {
+		if path != "policies" && !strings.HasPrefix(path, "policies.") && !strings.HasPrefix(path, "policies[") {
+			kept[path] = p
+		}
+	}
+	file := d.file
 	return func(key string) Pos {
 		if overridden[key] {
 			return overridePos
 		}
-		if p, ok := d.pos[key]; ok {
+		if p, ok := kept[key]; ok {
 			return p
 		}
-		return Pos{File: d.file}
+		return Pos{File: file}
 	}
 }
 
