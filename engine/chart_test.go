@@ -151,3 +151,19 @@ func TestRingCollapsesSteadyDecisions(t *testing.T) {
 		t.Fatalf("ring holds %d decisions: %+v", len(got), got)
 	}
 }
+
+// TestChartCounts: counts are kept in 16 bits: 0 and -1 (no desired count) survive, and a
+// count above 65,534 is drawn at 65,534 rather than wrapping around.
+func TestChartCounts(t *testing.T) {
+	var c chartRing
+	start := time.Unix(1_700_000_000, 0)
+	for i, n := range []int{0, -1, 65534, 70000} {
+		c.add(start.Add(time.Duration(i)*time.Second), n, max(n, 0), nil)
+	}
+	want := [][2]int{{0, 0}, {-1, 0}, {65534, 65534}, {65534, 65534}}
+	for k, p := range c.points() {
+		if p.Desired != want[k][0] || p.Replicas != want[k][1] || p.DesiredLow != p.Desired || p.ReplicasHigh != p.Replicas {
+			t.Errorf("point %d: desired %d (%d..%d), replicas %d (%d..%d); want %v", k, p.Desired, p.DesiredLow, p.DesiredHigh, p.Replicas, p.ReplicasLow, p.ReplicasHigh, want[k])
+		}
+	}
+}
