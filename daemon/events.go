@@ -30,8 +30,10 @@ var _ engine.Observer = (*observer)(nil)
 // Decided implements engine.Observer.
 func (o *observer) Decided(t engine.Tick) {
 	d := t.Decision
-	if o.dlog != nil {
-		o.append(record(t))
+	if r := record(t); o.dlog.Admit(&r) {
+		// Most holds are not recorded: their values are only looked at for those that are.
+		recordValues(&r, t)
+		o.write(r)
 	}
 	for _, x := range t.DrainsTimedOut {
 		o.notifier.Notify(notify.Event{Kind: configs.EventDrainTimedOut, Policy: t.Policy.Name, From: d.From, To: d.To, Time: x.Ended,
@@ -80,10 +82,13 @@ func (o *observer) config(err error) {
 }
 
 func (o *observer) append(r decisionlog.Record) {
-	if o.dlog == nil {
-		return
+	if o.dlog.Admit(&r) {
+		o.write(r)
 	}
-	if err := o.dlog.Append(r); err != nil {
+}
+
+func (o *observer) write(r decisionlog.Record) {
+	if err := o.dlog.Write(r); err != nil {
 		now := time.Now().UnixNano()
 		if last := o.logErrAt.Load(); now-last > int64(time.Minute) && o.logErrAt.CompareAndSwap(last, now) {
 			o.log.Warn("decision log: a record was not written (warning at most once a minute)", "policy", r.Policy, "err", err)
@@ -108,6 +113,12 @@ func record(t engine.Tick) decisionlog.Record {
 	case d.Err != "":
 		r.Error = "expression: " + d.Err
 	}
+	return r
+}
+
+// recordValues adds the tick's query values to its record (and, when nothing else
+// failed, the first failed query as its error).
+func recordValues(r *decisionlog.Record, t engine.Tick) {
 	if len(t.Values) > 0 {
 		r.Values = make(map[string]*float64, len(t.Values))
 		for i, v := range t.Values {
@@ -125,5 +136,4 @@ func record(t engine.Tick) decisionlog.Record {
 			r.Values[t.Policy.Queries[i]] = &x
 		}
 	}
-	return r
 }

@@ -241,16 +241,35 @@ func (l *Log) openLocked(seq int) error {
 // Append records r if it is important or the hold sample picks it. A failure is
 // returned (and the record lost) but leaves the log usable.
 func (l *Log) Append(r Record) error {
+	if !l.Admit(&r) {
+		return nil
+	}
+	return l.Write(r)
+}
+
+// Admit says whether r is to be recorded: an important record always, a hold when the
+// sample picks it (r is then marked Sampled). A caller that builds the costly parts of a
+// record (its values) only for the records written admits first, then calls Write.
+func (l *Log) Admit(r *Record) bool {
+	if l == nil {
+		return false
+	}
+	if r.Important() {
+		return true
+	}
+	if l.o.HoldSample <= 0 || l.o.Rand() >= l.o.HoldSample {
+		return false
+	}
+	r.Sampled = true
+	return true
+}
+
+// Write records r, which Admit let through.
+func (l *Log) Write(r Record) error {
 	if l == nil {
 		return nil
 	}
 	important := r.Important()
-	if !important {
-		if l.o.HoldSample <= 0 || l.o.Rand() >= l.o.HoldSample {
-			return nil
-		}
-		r.Sampled = true
-	}
 	line, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("decision log: %w", err)
