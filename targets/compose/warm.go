@@ -38,7 +38,11 @@ type pool struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // container names being made, handed out, parked or removed
-	info     warm.Info
+	// settled counts the ends of in-flight work (a member made, handed out, parked or
+	// removed): a refill whose listing of the containers is older than such an end would
+	// count that container nowhere, and make one member too many.
+	settled uint64
+	info    warm.Info
 	failing  bool
 	started  bool
 	ctx      context.Context
@@ -145,9 +149,14 @@ func (p *pool) claim(names ...string) {
 func (p *pool) release(names ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.releaseLocked(names...)
+}
+
+func (p *pool) releaseLocked(names ...string) {
 	for _, n := range names {
 		delete(p.inFlight, n)
 	}
+	p.settled++
 }
 
 // startPool starts the refill loop, once; Close ends it.
@@ -237,12 +246,24 @@ func (t *Target) refill(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	all, err := t.replicas(ctx, c)
-	if err != nil {
-		return err
+	var all []replica
+	for attempt := 1; ; attempt++ {
+		p.mu.Lock()
+		settled := p.settled
+		p.mu.Unlock()
+		if all, err = t.replicas(ctx, c); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		if p.settled == settled {
+			break // p.mu stays locked: the listing is current
+		}
+		p.mu.Unlock()
+		if attempt == 3 {
+			return nil // busy: the next round (a kick or RefillEvery) counts again
+		}
 	}
 	rs := t.notDraining(all)
-	p.mu.Lock()
 	members, stale, rest := p.splitLocked(rs)
 	running := 0
 	for _, r := range rest {
@@ -349,8 +370,8 @@ func (t *Target) makeMembers(ctx context.Context, c api, all, rest, members []re
 			}
 			p.mu.Lock()
 			p.info.Warming--
+			p.releaseLocked(name) // both at once: a refill never sees one without the other
 			p.mu.Unlock()
-			p.release(name)
 			switch {
 			case err == nil:
 				t.poolWorked()
