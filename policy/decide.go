@@ -442,6 +442,11 @@ type evalEnv struct {
 	// notes are what the learned functions say about their estimates this tick, for the
 	// reason chain.
 	notes []string
+	// recs and lastUp are the tick's State.Recs and State.LastUp: what cooldown.down will
+	// keep running whatever this tick asks for (drain plans beside it).
+	recs   []Rec
+	lastUp time.Time
+	kept   []float64 // drain's scratch for keptReplicas
 }
 
 // evalEnv returns the policy's scratch scope, bound to st and now. The caller holds p.mu.
@@ -453,6 +458,7 @@ func (p *Policy) evalEnv(st *State, now time.Time) *evalEnv {
 		st.Throughput = map[string]Sample{}
 	}
 	p.env.samples, p.env.now, p.env.notes, p.env.throughput = st.Samples, now, p.env.notes[:0], st.Throughput
+	p.env.recs, p.env.lastUp = st.Recs, st.LastUp
 	return p.env
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +52,83 @@ func TestDrainNeed(t *testing.T) {
 			if n := len(tc.counter); n > 0 {
 				now = tc.counter[n-1].T
 			}
-			rate, why := drainNeed(tc.backlog, "arrived", tc.counter, now, T, interval)
+			rate, why, _ := drainNeed(tc.backlog, "arrived", tc.counter, now, T, interval)
 			if math.Abs(rate-tc.want) > 1e-9 || !strings.HasPrefix(why, tc.why) {
 				t.Fatalf("drainNeed = %v (%s), want %v (%s)", rate, why, tc.want, tc.why)
+			}
+		})
+	}
+}
+
+// TestKeptReplicas checks what drain counts on cooldown.down to keep running, against
+// histories worked out by hand: the whole pool within cooldown.down of the last scale-up,
+// then the highest count wanted within the window (a count wanted until end is wanted until
+// end + down), never more than runs now.
+func TestKeptReplicas(t *testing.T) {
+	now := time.Date(2024, 1, 1, 1, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	const iv, down, horizon = 15 * time.Second, 5 * time.Minute, 3*time.Minute + 45*time.Second
+	rep := func(v float64, n int) []float64 {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = v
+		}
+		return xs
+	}
+	for _, tc := range []struct {
+		name   string
+		recs   []Rec
+		lastUp time.Time
+		cur    int
+		down   time.Duration
+		want   []float64
+	}{
+		// Scaled up a minute ago: all 29 are kept until 4m from now, past the horizon.
+		{"after a scale-up", []Rec{{ago(6 * time.Minute), 1}, {ago(time.Minute), 29}}, ago(time.Minute), 29, down, rep(29, 15)},
+		// 29 was wanted from 4m to 3m ago, 1 since: 29 is kept while 3m ago + 5m is ahead
+		// (the ticks at 0s..1m45s), then 1; the 3 wanted until 4m ago is kept only 1m.
+		{"a wanted peak", []Rec{{ago(10 * time.Minute), 3}, {ago(4 * time.Minute), 29}, {ago(3 * time.Minute), 1}}, ago(10 * time.Minute), 29, down,
+			append(rep(29, 8), rep(1, 7)...)},
+		// The pool never got to 29 (cooldown.up, max): only the 20 running are kept.
+		{"fewer running than wanted", []Rec{{ago(2 * time.Minute), 29}}, ago(10 * time.Minute), 20, down, rep(20, 15)},
+		// The last count on record is wanted until now at least.
+		{"a steady count", []Rec{{ago(20 * time.Minute), 4}}, ago(20 * time.Minute), 4, down, rep(4, 15)},
+		{"no cooldown.down", []Rec{{ago(time.Minute), 29}}, ago(time.Minute), 29, 0, nil},
+		{"no history", nil, time.Time{}, 5, down, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keptReplicas(nil, tc.recs, tc.lastUp, tc.cur, now, tc.down, iv, horizon)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("keptReplicas = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBeside checks the fewest replicas that, beside a kept pool, give a given work
+// (replica-seconds) within the time left, against numbers worked out by hand.
+func TestBeside(t *testing.T) {
+	const iv = 15 * time.Second
+	for _, tc := range []struct {
+		name string
+		kept []float64
+		left time.Duration
+		work float64
+		want float64
+	}{
+		{"nothing kept", nil, 210 * time.Second, 12000, 12000.0 / 210},
+		// 29 kept for all of 3m30s do 6090 replica-seconds: more is not needed.
+		{"the kept pool suffices", slices.Repeat([]float64{29}, 14), 210 * time.Second, 29*210 - 1, 0},
+		// 30 kept for the first minute do 1800 of 2400 within 2m: 10 for the second minute.
+		{"kept for part of the time", slices.Repeat([]float64{30}, 4), 2 * time.Minute, 2400, 10},
+		// Asking for more than is kept: the kept pool adds nothing.
+		{"more than kept", []float64{5, 5}, time.Minute, 600, 10},
+		// 30 then 20 kept, 15s each, then nothing: 25 gives 30·15 + 25·15 + 25·30 = 1575.
+		{"two kept counts", []float64{30, 20}, time.Minute, 1575, 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := beside(tc.kept, iv, tc.left, tc.work); math.Abs(got-tc.want) > 1e-9 {
+				t.Fatalf("beside = %v, want %v", got, tc.want)
 			}
 		})
 	}

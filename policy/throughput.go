@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -123,11 +124,16 @@ func quantile(xs []float64, q float64) float64 {
 // taken as arrived at the earlier one. A task already past its T (or left less than one
 // interval) is to start within the next interval — the soonest a decision can act — so
 // a late queue is caught up at once, up to max.
-func drainNeed(backlog float64, counterName string, counter []Sample, now time.Time, T, interval time.Duration) (rate float64, why string) {
+//
+// bounds are all the constraints it weighed, the binding one among them: the oldest
+// bounds[i].ahead tasks must all have started within bounds[i].left (the first is the whole
+// backlog within T).
+func drainNeed(backlog float64, counterName string, counter []Sample, now time.Time, T, interval time.Duration) (rate float64, why string, bounds []drainBound) {
 	rate = backlog / T.Seconds()
 	why = fmt.Sprintf("%s waiting / %s", formatNum(backlog), fmtDur(T))
+	bounds = append(bounds, drainBound{ahead: backlog, left: T})
 	if backlog <= 0 || len(counter) == 0 || !counter[len(counter)-1].T.Equal(now) {
-		return rate, why
+		return rate, why, bounds
 	}
 	cNow := counter[len(counter)-1].V
 	// Walk back through the counter's samples: at sample j, ahead is the waiting tasks that
@@ -145,6 +151,7 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 		}
 		age := now.Sub(older)
 		left := max(T-age, interval)
+		bounds = append(bounds, drainBound{ahead: ahead, left: left})
 		if r := ahead / left.Seconds(); r >= rate {
 			rate = r
 			if ahead == backlog {
@@ -155,7 +162,98 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 			}
 		}
 	}
-	return rate, why
+	return rate, why, bounds
+}
+
+// drainBound says the oldest ahead waiting tasks must all have started within left.
+type drainBound struct {
+	ahead float64
+	left  time.Duration
+}
+
+// keptReplicas is the capacity the engine keeps running whatever this tick asks for, from
+// now on: kept[k] replicas from now+k×interval until the next tick, while the count is not
+// zero (it never rises). cooldown.down keeps the pool at the highest count wanted within
+// its window (a desired count recorded until end is wanted until end + down), and all of
+// it within down of the last scale-up; it never keeps more than runs now (cur). A raised
+// pool is held so whatever drain asks for, and a pool that keeps it busy is not idle.
+// What this tick asks for is not in recs yet; the ticks to come can only keep more.
+func keptReplicas(buf []float64, recs []Rec, lastUp time.Time, cur int, now time.Time, down, interval, horizon time.Duration) []float64 {
+	kept := buf[:0]
+	if down <= 0 || cur <= 0 || interval <= 0 {
+		return kept
+	}
+	for k := time.Duration(0); k*interval < horizon; k++ {
+		s := now.Add(k * interval)
+		v := cur
+		if !s.Before(lastUp.Add(down)) {
+			v = 0
+			for i, r := range recs {
+				end := now // the last count on record is wanted at least until now
+				if i+1 < len(recs) {
+					end = recs[i+1].T
+				}
+				if end.Add(down).After(s) {
+					v = max(v, min(r.V, cur))
+				}
+			}
+		}
+		if v <= 0 {
+			break
+		}
+		kept = append(kept, float64(v))
+	}
+	return kept
+}
+
+// beside is the fewest replicas n that, with kept running beside them (max(kept[k], n) in
+// interval k from now, n after the last), give the replica-seconds work within left: with
+// nothing kept, work / left.
+func beside(kept []float64, interval, left time.Duration, work float64) float64 {
+	iv, L := interval.Seconds(), left.Seconds()
+	K := min(len(kept), int(math.Ceil(L/iv))) // the kept intervals that are part of left
+	span := func(k int) float64 { return min(L-float64(k)*iv, iv) }
+	head := 0.0 // what the kept intervals before s do, for s = K
+	for k := range K {
+		head += kept[k] * span(k)
+	}
+	if head >= work {
+		return 0
+	}
+	// kept never rises, so the intervals where n is more than kept are the last ones, from
+	// some s on: try s from K down; n is right once it is no more than kept[s-1].
+	tail := max(L-float64(K)*iv, 0) // the time n runs alone, for s = K
+	for s := K; s >= 0; s-- {
+		if s < K {
+			head -= kept[s] * span(s)
+			tail += span(s)
+		}
+		if tail <= 0 {
+			continue
+		}
+		if n := (work - head) / tail; s == 0 || n <= kept[s-1] {
+			return max(n, 0)
+		}
+	}
+	return work / L // not reached: s = 0 answers
+}
+
+// keptString is the kept pool for the reason chain, up to within: "29 for 3m15s, 28 for 45s".
+func keptString(kept []float64, interval, within time.Duration) string {
+	var b strings.Builder
+	for k := 0; k < len(kept) && time.Duration(k)*interval < within; {
+		j := k
+		for j < len(kept) && kept[j] == kept[k] && time.Duration(j)*interval < within {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		d := min(time.Duration(j-k)*interval, within-time.Duration(k)*interval)
+		fmt.Fprintf(&b, "%s for %s", formatNum(kept[k]), fmtDur(d))
+		k = j
+	}
+	return b.String()
 }
 
 // errNoThroughput says the estimate has nothing to go on: too little history and no
@@ -258,11 +356,35 @@ func (e *evalEnv) learnFns(p *Policy) {
 		// kept for the backlog, or a long min_intervals would size for emptying it at once.
 		reaction := time.Duration(p.learn.minIntervals)*p.Interval + p.CooldownUp
 		plan := max(T-reaction, T/2)
-		rate, why := drainNeed(backlog, p.learn.arrivals, counter, e.now, plan, p.Interval)
+		rate, why, bounds := drainNeed(backlog, p.learn.arrivals, counter, e.now, plan, p.Interval)
 		n := rate / est.perReplica
-		e.note(fmt.Sprintf("drain(%s, %s): throughput %s over %s; planned within %s (%s less %s to see a slowdown and act); %s = %s/s; / %s = %s",
+		note := fmt.Sprintf("drain(%s, %s): throughput %s over %s; planned within %s (%s less %s to see a slowdown and act); %s = %s/s; / %s = %s",
 			q, fmtDur(T), est, fmtDur(p.learn.window), fmtDur(plan), fmtDur(T), fmtDur(reaction),
-			why, formatNum(round3(rate)), formatNum(round3(est.perReplica)), formatNum(round3(n))))
+			why, formatNum(round3(rate)), formatNum(round3(est.perReplica)), formatNum(round3(n)))
+		// cooldown.down keeps a raised pool running for a while whatever this tick asks for:
+		// the waiting tasks it starts in time need nothing more, and asking for the
+		// capacity again now would only keep it longer after the queue is empty. drain asks
+		// for what is needed beside it, for the tasks it would leave late.
+		cur, _ := e.vars[varCurrent].(float64)
+		e.kept = keptReplicas(e.kept, e.recs, e.lastUp, int(cur), e.now, p.CooldownDown, p.Interval, plan)
+		if len(e.kept) > 0 {
+			m, bind := 0.0, drainBound{}
+			for _, b := range bounds {
+				if x := beside(e.kept, p.Interval, b.left, b.ahead/est.perReplica); x >= m {
+					m, bind = x, b
+				}
+			}
+			if m < n-1e-9 {
+				note += fmt.Sprintf("; cooldown.down keeps %s", keptString(e.kept, p.Interval, plan))
+				if m == 0 {
+					note += ": they start every waiting task in time, none needed beside them = 0"
+				} else {
+					note += fmt.Sprintf(": beside them the oldest %s within %s need %s", formatNum(bind.ahead), fmtDur(bind.left), formatNum(round3(m)))
+				}
+				n = m
+			}
+		}
+		e.note(note)
 		return n, nil
 	})
 }

@@ -156,3 +156,94 @@ func TestLearnedProperties(t *testing.T) {
 		}
 	}
 }
+
+// fifo is a synthetic pool that serves its tasks first in, first out, second by second, so
+// the longest any task waited is known.
+type fifo struct {
+	k       float64 // tasks per replica per second
+	queue   []cohortAt
+	backlog float64
+	arrived float64
+	worst   time.Duration
+}
+
+type cohortAt struct {
+	t time.Duration
+	n float64
+}
+
+// run advances the pool from at by dt with replicas running and arrive tasks a second.
+func (f *fifo) run(at, dt time.Duration, replicas int, arrive float64) {
+	for s := at; s < at+dt; s += time.Second {
+		f.queue = append(f.queue, cohortAt{s, arrive})
+		f.backlog += arrive
+		f.arrived += arrive
+		capacity := f.k * float64(replicas)
+		for capacity > 0 && len(f.queue) > 0 {
+			take := min(capacity, f.queue[0].n)
+			f.queue[0].n -= take
+			f.backlog -= take
+			capacity -= take
+			if f.queue[0].n <= 1e-9 {
+				f.queue = f.queue[1:]
+			}
+		}
+		if len(f.queue) > 0 {
+			f.worst = max(f.worst, s+time.Second-f.queue[0].t)
+		}
+	}
+	f.backlog = max(f.backlog, 0)
+}
+
+// TestDrainPlansBesideTheKeptPool drives drain(queued, 5m) through a 10-minute burst with the
+// default cooldowns: cooldown.down keeps a raised pool for 5 minutes whatever drain asks
+// for, so drain must not ask for the peak again while the kept pool starts every waiting
+// task in time (the reason chain says so), which lets the peak go within about a minute of
+// the queue emptying rather than 5 minutes after — and every task still starts within 5m.
+func TestDrainPlansBesideTheKeptPool(t *testing.T) {
+	p := compile(t, `
+min: 1
+max: 100
+interval: 15s
+throughput: { prior: 2, arrivals: arrived }
+replicas: drain(queued, 5m)
+`, "queued", "arrived")
+	w := &fifo{k: 2}
+	r := &rig{t: t, p: p, cur: 1}
+	peak, emptied, fell := 0, time.Duration(-1), time.Duration(-1)
+	sawKept := ""
+	for i := 0; i < 160; i++ { // 40 minutes
+		at := time.Duration(i) * 15 * time.Second
+		arrive := 6.0
+		if at >= 5*time.Minute && at < 15*time.Minute {
+			arrive = 60
+		}
+		d := r.at(at, math.Round(w.backlog), math.Floor(w.arrived))
+		if at > 15*time.Minute && strings.Contains(d.Reason, "cooldown.down keeps") && strings.Contains(d.Reason, "none needed beside them = 0") && sawKept == "" {
+			sawKept = d.Reason
+		}
+		peak = max(peak, r.cur)
+		if at > 15*time.Minute && w.backlog < 1 && emptied < 0 {
+			emptied = at
+		}
+		if emptied >= 0 && fell < 0 && r.cur <= 6 { // 6/s needs 3 replicas
+
+			fell = at
+		}
+		w.run(at, 15*time.Second, r.cur, arrive)
+	}
+	if w.worst > 5*time.Minute {
+		t.Fatalf("a task waited %v, more than the 5m promised", w.worst)
+	}
+	if sawKept == "" {
+		t.Fatalf("after the burst no reason says the kept pool starts the waiting tasks: %v", r.st.Recs)
+	}
+	if peak < 25 || emptied < 0 || fell < 0 {
+		t.Fatalf("peak %d, queue emptied at %v, pool back to ≤ 6 at %v: the burst did not play out", peak, emptied, fell)
+	}
+	// Asking for the peak until the queue is empty would keep it 5 minutes more.
+	if idle := fell - emptied; idle > 2*time.Minute {
+		t.Fatalf("the pool stayed above 6 replicas %v after the queue emptied (peak %d), want at most ~1m: cooldown.down counts from the last time drain needed the peak", idle, peak)
+	}
+	t.Logf("peak %d; queue emptied at %v, pool back to ≤ 6 at %v; worst wait %v; %s", peak, emptied, fell, w.worst, sawKept)
+}

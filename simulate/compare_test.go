@@ -27,6 +27,10 @@ const (
 	promise        = 5 * time.Minute
 )
 
+// drainBeats are the traces on which docs/drain.md says drain(queued, 5m) spends less than
+// the cheapest ceil(queued / k) for the trace.
+var drainBeats = map[string]bool{"bursts": true}
+
 // traceNames are the comparison's traces in the table's order.
 var traceNames = []string{"bursts", "batches", "batches, cooldown.down 1m", "daily", "slow-hours", "slow-spells"}
 
@@ -135,10 +139,10 @@ func runPool(t testing.TB, p *policy.Policy, tr *simulate.Trace, counter string)
 
 // TestDrainComparison computes docs/drain-comparison.md's table and checks what it
 // claims: on each trace, drain(queued, 5m) with an arrivals counter, which is not told the
-// pool's throughput, keeps every wait within 5 minutes; it does NOT beat the cheapest
-// ceil(queued / k) found for that trace with hindsight, which (on every trace but the
-// batches) spends within 1% of the work itself; the k found for one task mix (and one
-// cooldown) breaks the promise when the mix (or the cooldown) changes. Regenerate it with:
+// pool's throughput, keeps every wait within 5 minutes; it spends less than the cheapest
+// ceil(queued / k) found for the trace with hindsight on the traces of drainBeats, and at
+// most 5% more on the others; the k found for one task mix (and one cooldown) breaks the
+// promise when the mix (or the cooldown) changes. Regenerate it with:
 // go test ./simulate -run TestDrainComparison -args -update
 func TestDrainComparison(t *testing.T) {
 	if testing.Short() {
@@ -212,8 +216,14 @@ func TestDrainComparison(t *testing.T) {
 		if !meets(r.drain) {
 			t.Errorf("%s: drain(queued, 5m) with arrivals let a task wait %s", name, r.drain.WorstAge)
 		}
-		if r.drain.ReplicaMinutes <= best.ReplicaMinutes {
-			t.Errorf("%s: drain(queued, 5m) beats the best fixed k; docs/drain.md says it does not", name)
+		// drain plans beside the pool cooldown.down keeps, so a burst's peak is not held
+		// idle after the queue empties: there it spends less than the best k found with
+		// hindsight; elsewhere it is within a few percent of it.
+		switch excess := r.drain.ReplicaMinutes/best.ReplicaMinutes - 1; {
+		case drainBeats[name] && excess >= 0:
+			t.Errorf("%s: drain(queued, 5m) spends %+.1f%% against the best fixed k; docs/drain.md says it spends less", name, 100*excess)
+		case excess > 0.05:
+			t.Errorf("%s: drain(queued, 5m) spends %+.1f%% against the best fixed k; docs/drain.md says at most 5%% more", name, 100*excess)
 		}
 		switch {
 		case !changing && cd == "" && (r.bestK < 550 || r.bestK > 600):
