@@ -227,7 +227,6 @@ replicas: drain(queued, 5m)
 			emptied = at
 		}
 		if emptied >= 0 && fell < 0 && r.cur <= 6 { // 6/s needs 3 replicas
-
 			fell = at
 		}
 		w.run(at, 15*time.Second, r.cur, arrive)

@@ -43,11 +43,11 @@ type pool struct {
 	// count that container nowhere, and make one member too many.
 	settled uint64
 	info    warm.Info
-	failing  bool
-	started  bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	failing bool
+	started bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newPool(cfg *warm.Config, policyMax int) *pool {
