@@ -33,12 +33,13 @@ type EngineOptions struct {
 // The engine's lock guards only its maps; it is never held across I/O, so a reload, a
 // status request or a pause never waits for a tick, a query or a scaling action.
 type Engine struct {
-	log     *slog.Logger
-	metrics *Metrics
-	store   *Store
-	shared  *shared.Set
-	clock   func() time.Time
-	obs     Observer
+	log          *slog.Logger
+	metrics      *Metrics
+	store        *Store
+	shared       *shared.Set
+	clock        func() time.Time
+	obs          Observer
+	ticks, reads *workers // run the ticks, and the reads the ticks wait for
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -65,7 +66,7 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, obs: o.Observer, runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
+	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, obs: o.Observer, ticks: newWorkers(tickWorkers), reads: newWorkers(readWorkers), runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
 }
 
 // Apply installs a configuration. It builds every new target and source first; if any
@@ -169,10 +170,10 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 // if any: the new one waits for it to stop, and continues its state when it is the same
 // policy.
 func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
-	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, target: b.Target, sources: b.Sources,
+	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, work: e.ticks, target: b.Target, sources: b.Sources,
 		handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
 	for i, q := range p.Config.Queries {
-		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D()})
+		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D(), work: e.reads})
 		r.queryHealth = append(r.queryHealth, health{what: fmt.Sprintf("query %q", q.Name)})
 	}
 	r.computeBudget()
@@ -299,6 +300,8 @@ func (e *Engine) startLocked(r *runner) {
 // and source. Call it after Run has returned.
 func (e *Engine) Close(ctx context.Context) {
 	e.handovers.Wait()
+	defer e.ticks.stop()
+	defer e.reads.stop()
 	e.mu.Lock()
 	rs := e.runners
 	e.runners = map[string]*runner{}

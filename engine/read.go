@@ -24,6 +24,7 @@ const readGrace = time.Second
 type reader struct {
 	src     sources.Source
 	timeout time.Duration
+	work    *workers
 	// busySince is when the outstanding read started (unix nanoseconds), 0 when none is.
 	busySince atomic.Int64
 }
@@ -48,7 +49,7 @@ func (r *reader) read(ctx context.Context) (float64, error) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	r.busySince.Store(now.UnixNano())
 	done := make(chan readResult, 1)
-	go func() {
+	r.work.run(func() {
 		defer cancel()
 		v, err := sources.Read(rctx, r.src, 0)
 		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -56,7 +57,7 @@ func (r *reader) read(ctx context.Context) (float64, error) {
 		}
 		r.busySince.Store(0)
 		done <- readResult{v, err}
-	}()
+	})
 	select {
 	case res := <-done:
 		return res.v, res.err

@@ -39,6 +39,7 @@ type runner struct {
 	store   *Store
 	clock   func() time.Time
 	obs     Observer
+	work    *workers
 	target  targets.Target
 	sources []sources.Source
 	readers []*reader
@@ -165,10 +166,10 @@ func (r *runner) closeSources() {
 	r.sources = nil
 }
 
-// The loop has no goroutine of its own between ticks: a timer (time.AfterFunc) starts each
-// tick in a goroutine that ends with it. Idle, 10,000 policies cost 10,000 runtime timers
-// instead of 10,000 goroutine stacks (100 MB), and the runtime's timer heap is the shared
-// scheduler. sched decides when the next tick runs; the tick goroutine owns st.
+// The loop has no goroutine of its own between ticks: a timer (time.AfterFunc) hands each
+// tick to the engine's workers. Idle, 10,000 policies cost 10,000 runtime timers instead
+// of 10,000 goroutine stacks (100 MB), and the runtime's timer heap is the shared
+// scheduler. sched decides when the next tick runs; the running tick owns st.
 type sched struct {
 	mu        sync.Mutex
 	ctx, hard context.Context
@@ -254,7 +255,7 @@ func (s *sched) armLocked(r *runner, at time.Time) {
 	d := time.Until(at)
 	s.due = time.Now().Add(d) // before the timer's own reading of the clock: it never fires before due
 	if s.timer == nil {
-		s.timer = time.AfterFunc(d, r.fire)
+		s.timer = time.AfterFunc(d, func() { r.work.run(r.fire) })
 		return
 	}
 	s.timer.Reset(d)
@@ -268,7 +269,7 @@ func (s *sched) wakeAt(now time.Time) time.Time {
 	return now
 }
 
-// fire runs one tick in the timer's goroutine, then arms the next one.
+// fire runs one tick, then arms the next one.
 func (r *runner) fire() {
 	s := &r.sched
 	s.mu.Lock()
@@ -494,11 +495,11 @@ func (r *runner) explain(d policy.Decision, values []policy.Value, scaleErr erro
 func (r *runner) persist(d policy.Decision, wasPaused bool, before policy.Summary) {
 	switch {
 	case (d.Action != policy.Hold && !r.p.DryRun) || wasPaused != r.st.Paused:
-		r.save()
+		r.save(true)
 	case r.dirty || r.st.Summary() != before || len(r.st.Samples) > 0:
 		r.dirty = true
 		if time.Since(r.lastSave) > saveEvery {
-			r.save()
+			r.save(false)
 		}
 	}
 }
@@ -521,13 +522,14 @@ func (r *runner) read(ctx context.Context) []policy.Value {
 		return values
 	}
 	var wg sync.WaitGroup
-	for i := range r.readers {
+	for i := range r.readers[1:] {
 		wg.Add(1)
-		go func() {
+		go func() { // not a tick worker: it waits for the read workers
 			defer wg.Done()
-			readOne(i)
+			readOne(i + 1)
 		}()
 	}
+	readOne(0)
 	wg.Wait()
 	return values
 }
@@ -603,13 +605,13 @@ func (r *runner) appendDecision(d policy.Decision) { r.decisions.add(d) }
 
 // save writes the state. A failure is said once (and its recovery), shown in the status
 // and counted; deciding goes on, and the next save tries again.
-func (r *runner) save() {
+func (r *runner) save(durable bool) {
 	if r.store == nil {
 		return
 	}
 	r.st.Paused = r.paused.Load()
 	now := time.Now()
-	if err := r.store.Save(r.p.Name, r.st); err != nil {
+	if err := r.store.Save(r.p.Name, r.st, durable); err != nil {
 		r.saveHealth.fail(r.log, now, err)
 		r.mu.Lock()
 		r.saveErr = err.Error()
@@ -631,7 +633,7 @@ func (r *runner) save() {
 // saveClean saves the state as of a clean stop: everything up to now is in it.
 func (r *runner) saveClean() {
 	r.st.Clean = true
-	r.save()
+	r.save(true)
 	r.st.Clean = false
 }
 

@@ -22,7 +22,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	want := policy.State{LastAction: t0, LastDirection: policy.Up, LastUp: t0, Expected: 4, Known: true, Failures: 2, Paused: true, LastTick: t0.Add(time.Minute),
 		Recs:    []policy.Rec{{T: t0, V: 4}, {T: t0.Add(30 * time.Second), V: 2}},
 		Samples: map[string][]policy.Sample{"cpu": {{T: t0, V: 55.5}}}}
-	if err := store.Save("p", want); err != nil {
+	if err := store.Save("p", want, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := store.Load("p")
@@ -61,7 +61,8 @@ func TestMissingOrCorruptState(t *testing.T) {
 	}
 }
 
-// TestSaveIsAtomic checks that Save leaves no temporary files and replaces the old state.
+// TestSaveIsAtomic checks that Save, durable or not, leaves no temporary files and
+// replaces the old state.
 func TestSaveIsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	store, err := engine.NewStore(dir)
@@ -69,7 +70,7 @@ func TestSaveIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := store.Save("p", policy.State{Known: true, Expected: i}); err != nil {
+		if err := store.Save("p", policy.State{Known: true, Expected: i}, i%2 == 0); err != nil {
 			t.Fatal(err)
 		}
 	}
