@@ -13,9 +13,16 @@
 #   PROFILE=F    also write a 30 s CPU profile of the daemon to F (go tool pprof F)
 #   HEAP=F       also write a heap profile to F at the end (its MemStats: F.txt)
 #   BIN=PATH     measure this binary instead of building the tree (back-to-back comparisons)
+#   WARM=S       seconds between the start and the window (default 15 + N/400: 40 s at
+#                10,000, by when every policy's first decisions, and their fsynced
+#                decision-log records, are over)
+#
+# The line also gives the machine's steal time over the window (the share of its CPU time
+# the hypervisor gave to other guests): on a shared host the daemon's own figure rises with
+# it, so compare binaries back to back, and mind the steal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n="${1:-1000}"; secs="${2:-60}"; warm=15
+n="${1:-1000}"; secs="${2:-60}"; warm="${WARM:-$((15 + n / 400))}"
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -58,17 +65,19 @@ if [ -n "${PROFILE:-}" ]; then
 fi
 ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
-t0=$(ticks); s0=$(date +%s.%N); peak=0
+cpustat() { head -1 /proc/stat; }
+m0=$(cpustat); t0=$(ticks); s0=$(date +%s.%N); peak=0
 for _ in $(seq 1 "$secs"); do
   sleep 1
   rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
   [ "$rss" -gt "$peak" ] && peak=$rss
 done
-t1=$(ticks); s1=$(date +%s.%N)
+t1=$(ticks); s1=$(date +%s.%N); m1=$(cpustat)
+steal=$(echo "$m0|$m1" | awk -F'|' '{split($1,a," "); split($2,b," "); t=0; for (i=2;i<=11;i++) t+=b[i]-a[i]; printf "%.1f", t ? 100*(b[9]-a[9])/t : 0}')
 cpu=$(echo "scale=2; 100 * ($t1 - $t0) / $hz / ($s1 - $s0)" | bc)
 threads=$(awk '/Threads/{print $2}' "/proc/$pid/status")
 fds=$(ls "/proc/$pid/fd" | wc -l)
-echo "policies=$n interval=1s window=${secs}s varied=${VARIED:-0} hog=${HOG:-0} cpu=${cpu}% of one core peak_rss=$((peak / 1024))MiB threads=$threads fds=$fds"
+echo "policies=$n interval=1s window=${secs}s varied=${VARIED:-0} hog=${HOG:-0} cpu=${cpu}% of one core peak_rss=$((peak / 1024))MiB threads=$threads fds=$fds steal=${steal}%"
 if [ -n "${PROFILE:-}" ]; then wait "${pids[-1]}" 2>/dev/null || true; echo "profile: $PROFILE"; fi
 if [ -n "${HEAP:-}" ]; then
   curl -s -o "$HEAP" "http://$pprof_addr/debug/pprof/heap"
