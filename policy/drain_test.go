@@ -52,11 +52,86 @@ func TestDrainNeed(t *testing.T) {
 			if n := len(tc.counter); n > 0 {
 				now = tc.counter[n-1].T
 			}
-			rate, why, _ := drainNeed(tc.backlog, "arrived", tc.counter, now, T, interval)
+			rate, why, _ := drainNeed(tc.backlog, "arrived", tc.counter, now, T, 0, interval)
 			if math.Abs(rate-tc.want) > 1e-9 || !strings.HasPrefix(why, tc.why) {
 				t.Fatalf("drainNeed = %v (%s), want %v (%s)", rate, why, tc.want, tc.why)
 			}
 		})
+	}
+}
+
+// TestDrainNeedReserve checks the reserve drain keeps for reaction: each waiting task is
+// planned to start within what is left of its time less the reaction time, but never less
+// than half of what is left (numbers worked out by hand, a reaction of 45s).
+func TestDrainNeedReserve(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	counter := func(vals ...float64) []Sample {
+		xs := make([]Sample, len(vals))
+		for i, v := range vals {
+			xs[i] = Sample{T: t0.Add(time.Duration(i) * 15 * time.Second), V: v}
+		}
+		return xs
+	}
+	old := func(n float64, first float64, ticks int) []Sample { // first arrived by 15s, n by the last tick
+		vals := []float64{0}
+		for i := 1; i < ticks; i++ {
+			vals = append(vals, first)
+		}
+		return counter(append(vals, n)...)
+	}
+	const interval, reaction = 15 * time.Second, 45 * time.Second
+	for _, tc := range []struct {
+		name    string
+		T       time.Duration
+		backlog float64
+		counter []Sample
+		want    float64
+		why     string
+	}{
+		// The whole backlog within 5m less 45s.
+		{"no counter", 5 * time.Minute, 1500, nil, 1500.0 / 255, "1500 waiting / 4m15s"},
+		// The newest, taken as arrived 15s ago, has 4m45s: 4m planned.
+		{"steady arrivals", 5 * time.Minute, 1500, counter(0, 1500), 1500.0 / 240, "1500 waiting, all taken as arrived 15s ago (per arrived): 1500 / 4m left"},
+		// 4m old, 1m left: 45s held back would leave 15s; half of the minute, 30s, is
+		// held back instead (the whole reaction would ask for 1500 within 15s: 100/s).
+		{"an old burst", 5 * time.Minute, 1500, old(1500, 1500, 16), 1500.0 / 30, "1500 waiting, all taken as arrived 4m ago (per arrived): 1500 / 30s left"},
+		{"old and new", 5 * time.Minute, 900, old(900, 600, 16), 600.0 / 30, "900 waiting, the oldest 600 taken as arrived 4m ago (per arrived): max(900 / 4m15s, 600 / 30s left)"},
+		// Late tasks (6m old) are to start within the next interval.
+		{"late", 5 * time.Minute, 100, old(100, 100, 24), 100.0 / 15, "100 waiting, all taken as arrived 6m ago (per arrived): 100 / 15s left"},
+		// A reaction longer than half the time: half of it is planned.
+		{"short time", time.Minute, 600, nil, 600.0 / 30, "600 waiting / 30s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0
+			if n := len(tc.counter); n > 0 {
+				now = tc.counter[n-1].T
+			}
+			rate, why, _ := drainNeed(tc.backlog, "arrived", tc.counter, now, tc.T, reaction, interval)
+			if math.Abs(rate-tc.want) > 1e-9 || !strings.HasPrefix(why, tc.why) {
+				t.Fatalf("drainNeed = %v (%s), want %v (%s)", rate, why, tc.want, tc.why)
+			}
+		})
+	}
+}
+
+// TestReactionTime checks how long drain takes a decision to be wrong before a later one
+// acts: the median of the last min_intervals turns after more than half of them are slow,
+// and the decision that sees it may wait for cooldown.up since the tick before.
+func TestReactionTime(t *testing.T) {
+	for _, tc := range []struct {
+		minIntervals int
+		interval, up time.Duration
+		want         time.Duration
+	}{
+		{3, 15 * time.Second, 30 * time.Second, 45 * time.Second}, // the defaults: 2 intervals + 15s
+		{1, 15 * time.Second, 0, 15 * time.Second},
+		{3, 15 * time.Second, 15 * time.Second, 30 * time.Second}, // cooldown.up within a tick adds nothing
+		{4, 10 * time.Second, 25 * time.Second, 50 * time.Second}, // 3 of 4 slow; 15s left of cooldown.up, acted on at the tick after
+		{2, time.Minute, 5 * time.Minute, 6 * time.Minute},
+	} {
+		if got := reactionTime(tc.minIntervals, tc.interval, tc.up); got != tc.want {
+			t.Errorf("reactionTime(%d, %s, %s) = %s, want %s", tc.minIntervals, tc.interval, tc.up, got, tc.want)
+		}
 	}
 }
 

@@ -121,17 +121,23 @@ func quantile(xs []float64, q float64) float64 {
 //
 // Work arriving from now on queues behind the backlog and does not delay it; the next
 // ticks size for it. Ages are known to a tick: a task counted between two samples is
-// taken as arrived at the earlier one. A task already past its T (or left less than one
-// interval) is to start within the next interval — the soonest a decision can act — so
-// a late queue is caught up at once, up to max.
+// taken as arrived at the earlier one.
+//
+// Each task's time is planned less a reserve for reaction (planned): what is left of its T
+// less the reaction time, but never more than half of what is left, so the next decisions
+// can make good what this one did not know without a task close to its T being asked to
+// start at once. A task already past its T (or planned less than one interval) is to start
+// within the next interval — the soonest a decision can act — so a late queue is caught
+// up at once, up to max.
 //
 // bounds are all the constraints it weighed, the binding one among them: the oldest
 // bounds[i].ahead tasks must all have started within bounds[i].left (the first is the whole
-// backlog within T).
-func drainNeed(backlog float64, counterName string, counter []Sample, now time.Time, T, interval time.Duration) (rate float64, why string, bounds []drainBound) {
-	rate = backlog / T.Seconds()
-	why = fmt.Sprintf("%s waiting / %s", formatNum(backlog), fmtDur(T))
-	bounds = append(bounds, drainBound{ahead: backlog, left: T})
+// backlog within planned(T)).
+func drainNeed(backlog float64, counterName string, counter []Sample, now time.Time, T, reaction, interval time.Duration) (rate float64, why string, bounds []drainBound) {
+	plan := planned(T, reaction)
+	rate = backlog / plan.Seconds()
+	why = fmt.Sprintf("%s waiting / %s", formatNum(backlog), fmtDur(plan))
+	bounds = append(bounds, drainBound{ahead: backlog, left: plan})
 	if backlog <= 0 || len(counter) == 0 || !counter[len(counter)-1].T.Equal(now) {
 		return rate, why, bounds
 	}
@@ -150,7 +156,7 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 			older = counter[j-1].T
 		}
 		age := now.Sub(older)
-		left := max(T-age, interval)
+		left := max(planned(T-age, reaction), interval)
 		bounds = append(bounds, drainBound{ahead: ahead, left: left})
 		if r := ahead / left.Seconds(); r >= rate {
 			rate = r
@@ -158,11 +164,37 @@ func drainNeed(backlog float64, counterName string, counter []Sample, now time.T
 				why = fmt.Sprintf("%s waiting, all taken as arrived %s ago (per %s): %s / %s left", formatNum(backlog), fmtDur(age), counterName, formatNum(backlog), fmtDur(left))
 			} else {
 				why = fmt.Sprintf("%s waiting, the oldest %s taken as arrived %s ago (per %s): max(%s / %s, %s / %s left)", formatNum(backlog), formatNum(ahead), fmtDur(age), counterName,
-					formatNum(backlog), fmtDur(T), formatNum(ahead), fmtDur(left))
+					formatNum(backlog), fmtDur(plan), formatNum(ahead), fmtDur(left))
 			}
 		}
 	}
 	return rate, why, bounds
+}
+
+// planned is the part of a task's remaining time left that drain plans to start it in:
+// left less the reaction time, but at most half of left is held back, so that a task
+// near its time is not asked to start at once while half of what it has left would do.
+// Nothing is planned for a task already late.
+func planned(left, reaction time.Duration) time.Duration {
+	if left <= 0 {
+		return 0
+	}
+	return left - min(reaction, left/2)
+}
+
+// reactionTime is how long a decision can be wrong before a later one makes it good:
+// drain keeps that much of each task's time free (planned). A slowdown shows in the
+// estimate (the median of the last minIntervals, when lower) once more than half of those
+// intervals are slow — minIntervals/2 + 1 of them, the first begun under this decision —
+// and the decision that sees it may act once cooldown.up has passed since the last action,
+// at the latest the tick before: cooldown.up − interval later, rounded up to a tick.
+func reactionTime(minIntervals int, interval, cooldownUp time.Duration) time.Duration {
+	see := time.Duration(minIntervals/2+1) * interval
+	act := time.Duration(0)
+	if interval > 0 && cooldownUp > interval {
+		act = (cooldownUp - interval + interval - 1) / interval * interval
+	}
+	return see + act
 }
 
 // drainBound says the oldest ahead waiting tasks must all have started within left.
@@ -349,16 +381,14 @@ func (e *evalEnv) learnFns(p *Policy) {
 			}
 		}
 		// The replicas asked for now are what the pool runs until a slowdown shows in the
-		// estimate (min_intervals ticks) and the next scale-up may act (cooldown.up): the
-		// plan leaves that reaction time of T free, so the next decisions can still make
-		// good what this one did not know.
-		// A reaction longer than half of T is not planned for in full: half of T is
-		// kept for the backlog, or a long min_intervals would size for emptying it at once.
-		reaction := time.Duration(p.learn.minIntervals)*p.Interval + p.CooldownUp
-		plan := max(T-reaction, T/2)
-		rate, why, bounds := drainNeed(backlog, p.learn.arrivals, counter, e.now, plan, p.Interval)
+		// estimate and a scale-up may act on it (reactionTime): the plan leaves that much of
+		// each waiting task's time free — at most half of what the task has left — so the
+		// next decisions can still make good what this one did not know.
+		reaction := reactionTime(p.learn.minIntervals, p.Interval, p.CooldownUp)
+		plan := planned(T, reaction)
+		rate, why, bounds := drainNeed(backlog, p.learn.arrivals, counter, e.now, T, reaction, p.Interval)
 		n := rate / est.perReplica
-		note := fmt.Sprintf("drain(%s, %s): throughput %s over %s; planned within %s (%s less %s to see a slowdown and act); %s = %s/s; / %s = %s",
+		note := fmt.Sprintf("drain(%s, %s): throughput %s over %s; planned within %s (%s less %s to see a slowdown and act, at most half of each task's time left); %s = %s/s; / %s = %s",
 			q, fmtDur(T), est, fmtDur(p.learn.window), fmtDur(plan), fmtDur(T), fmtDur(reaction),
 			why, formatNum(round3(rate)), formatNum(round3(est.perReplica)), formatNum(round3(n)))
 		// cooldown.down keeps a raised pool running for a while whatever this tick asks for:
