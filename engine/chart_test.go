@@ -150,6 +150,28 @@ func TestRingCollapsesSteadyDecisions(t *testing.T) {
 	if len(got) != 4 || got[0].Action != policy.Hold || !got[1].DryRun || got[1].Time != at.Add(-2*time.Second) {
 		t.Fatalf("ring holds %d decisions: %+v", len(got), got)
 	}
+
+	// A dry run taking turns with the holds of the cooldown.up it starts: one of each,
+	// the newest last.
+	r = ring{}
+	add(policy.Hold, 1, 1, false)
+	for range 20 {
+		add(policy.Up, 1, 10, true)
+		for range 4 {
+			r.add(policy.Decision{Time: at.Add(time.Second), Action: policy.Hold, From: 1, To: 1, Desired: 10, DryRun: true})
+			at = at.Add(time.Second)
+		}
+	}
+	add(policy.Up, 1, 10, true)
+	got = r.list()
+	if len(got) != 3 || got[0].Desired != 1 || got[1].Action != policy.Hold || got[2].Action != policy.Up || got[2].Time != at || got[1].Time != at.Add(-time.Second) {
+		t.Fatalf("a dry run's turns fill the ring: %d decisions: %+v", len(got), got)
+	}
+	// A real change still gets an entry of its own.
+	add(policy.Up, 1, 10, false)
+	if got = r.list(); len(got) != 4 || got[3].DryRun {
+		t.Fatalf("after a real action: %+v", got)
+	}
 }
 
 // TestChartCounts: counts are kept in 16 bits: 0 and -1 (no desired count) survive, and a

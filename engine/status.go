@@ -65,15 +65,26 @@ type ring struct {
 
 // add appends d, or replaces the newest entry when both are holds at the same count with
 // the same desired count, so a steady state does not push the interesting decisions out.
+//
+// A steady state can also be two decisions taking turns: a dry run decides its action,
+// which the target never follows, holds through the cooldown.up that action started, and
+// decides it again. When d repeats the entry before the newest and both are steady, the
+// two move up instead (the older of the turn, then d), and the ring keeps one of each.
 func (r *ring) add(d policy.Decision) {
-	if n := len(r.buf); n > 0 {
+	if n := len(r.buf); n > 0 && steady(&d) {
 		last := &r.buf[(r.start+n-1)%n]
 		// A hold that only differs in the values read replaces the previous one, and so
 		// does a dry run deciding again what the target never followed.
-		steady := d.Action == policy.Hold || d.DryRun
-		if steady && last.Action == d.Action && last.DryRun == d.DryRun && last.From == d.From && last.To == d.To && last.Desired == d.Desired && last.Err == d.Err {
+		if sameSteady(last, &d) {
 			*last = d
 			return
+		}
+		if n > 1 {
+			prev := &r.buf[(r.start+n-2)%n]
+			if steady(last) && sameSteady(prev, &d) {
+				*prev, *last = *last, d
+				return
+			}
 		}
 	}
 	if len(r.buf) < keepDecisions {
@@ -82,6 +93,12 @@ func (r *ring) add(d policy.Decision) {
 	}
 	r.buf[r.start] = d
 	r.start = (r.start + 1) % len(r.buf)
+}
+
+func steady(d *policy.Decision) bool { return d.Action == policy.Hold || d.DryRun }
+
+func sameSteady(a, b *policy.Decision) bool {
+	return a.Action == b.Action && a.DryRun == b.DryRun && a.From == b.From && a.To == b.To && a.Desired == b.Desired && a.Err == b.Err
 }
 
 // clone returns a copy that shares nothing with r.
