@@ -8,18 +8,21 @@ import (
 	"time"
 )
 
+// drainT0 is when the test counters start; counter makes one sampled every 15s from it.
+var drainT0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func counter(vals ...float64) []Sample {
+	xs := make([]Sample, len(vals))
+	for i, v := range vals {
+		xs[i] = Sample{T: drainT0.Add(time.Duration(i) * 15 * time.Second), V: v}
+	}
+	return xs
+}
+
 // TestDrainNeed checks drain's sizing against numbers worked out by hand: the capacity
 // that starts every waiting task within its time, first in first out, with the ages read
 // from the arrivals counter.
 func TestDrainNeed(t *testing.T) {
-	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	counter := func(vals ...float64) []Sample {
-		xs := make([]Sample, len(vals))
-		for i, v := range vals {
-			xs[i] = Sample{T: t0.Add(time.Duration(i) * 15 * time.Second), V: v}
-		}
-		return xs
-	}
 	const T, interval = 5 * time.Minute, 15 * time.Second
 	for _, tc := range []struct {
 		name    string
@@ -48,7 +51,7 @@ func TestDrainNeed(t *testing.T) {
 		{"counter restarted", 1500, counter(5000, 0, 1000), 1500.0 / 285, "1500 waiting, all taken as arrived 15s ago (per arrived): 1500 / 4m45s left"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			now := t0
+			now := drainT0
 			if n := len(tc.counter); n > 0 {
 				now = tc.counter[n-1].T
 			}
@@ -64,14 +67,6 @@ func TestDrainNeed(t *testing.T) {
 // planned to start within what is left of its time less the reaction time, but never less
 // than half of what is left (numbers worked out by hand, a reaction of 45s).
 func TestDrainNeedReserve(t *testing.T) {
-	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	counter := func(vals ...float64) []Sample {
-		xs := make([]Sample, len(vals))
-		for i, v := range vals {
-			xs[i] = Sample{T: t0.Add(time.Duration(i) * 15 * time.Second), V: v}
-		}
-		return xs
-	}
 	old := func(n float64, first float64, ticks int) []Sample { // first arrived by 15s, n by the last tick
 		vals := []float64{0}
 		for i := 1; i < ticks; i++ {
@@ -102,7 +97,7 @@ func TestDrainNeedReserve(t *testing.T) {
 		{"short time", time.Minute, 600, nil, 600.0 / 30, "600 waiting / 30s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			now := t0
+			now := drainT0
 			if n := len(tc.counter); n > 0 {
 				now = tc.counter[n-1].T
 			}
