@@ -2,8 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -14,33 +12,6 @@ import (
 	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/targets"
 )
-
-// freePortRange finds base such that base+1..base+n are free on 127.0.0.1. It looks
-// below the ephemeral range, where bind(0) and outgoing connections take ports.
-func freePortRange(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(12000)
-		ok := true
-		var held []net.Listener
-		for i := 1; i <= n && ok; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
-}
 
 // replicaOf is the AUTOSCALER_REPLICA in a pgjobs worker name (host/replica:pid).
 func replicaOf(worker string) string {
@@ -117,7 +88,7 @@ func startJobsRig(t *testing.T, timeout time.Duration) (r *rig, pg *testenv.Post
 	t.Helper()
 	pg = testenv.StartPostgres(t)
 	worker := testenv.PGJobsWorker(t, pg)
-	base = freePortRange(t, 6)
+	base = testenv.FreePortRange(t, 6)
 	q = filepath.Join(t.TempDir(), "want")
 	writeFile(t, q, "6")
 

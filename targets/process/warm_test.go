@@ -3,7 +3,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/testing/testenv"
 	"github.com/autoscalerd/autoscalerd/targets"
 	"github.com/autoscalerd/autoscalerd/targets/drain"
 	"github.com/autoscalerd/autoscalerd/targets/warm"
@@ -69,7 +69,7 @@ func newWarmTarget(t testing.TB, w *warm.Config, maxReplicas int, withDrain bool
 		if env == nil {
 			env = map[string]string{}
 		}
-		base := 20000 + rand.IntN(30000)
+		base := testenv.FreePortRange(t, maxReplicas+4) // replicas and pool members
 		env["BASE_PORT"] = strconv.Itoa(base)
 		tg, rec := newTestTarget(t, mode, env, func(c *Config) {
 			c.Warm = w
