@@ -108,8 +108,7 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 
 // settled says the file had not been written or changed for settle at now.
 func settled(id fileID, now time.Time) bool {
-	last := max(time.Unix(id.mtime.Unix()).UnixNano(), time.Unix(id.ctime.Unix()).UnixNano())
-	return now.UnixNano()-last >= int64(settle)
+	return now.UnixNano()-max(id.mtime.Nano(), id.ctime.Nano()) >= int64(settle)
 }
 
 // localFS says the path is on a filesystem of this machine's own kernel.
