@@ -25,9 +25,15 @@ const (
 	// saveEvery bounds how much window history a crash can lose; actions save at once.
 	saveEvery = 2 * time.Minute
 	// minWakeGap keeps a storm of target events from turning into a storm of evaluations.
-	minWakeGap    = time.Second
-	tickSlot      = 100 * time.Millisecond
-	keepDecisions = 64
+	minWakeGap = time.Second
+	tickSlot   = 100 * time.Millisecond
+	// Each policy keeps its last keepDecisions decisions in memory (the status page, the
+	// API), fewer when there are so many policies that all of them would hold more than
+	// decisionBudget: down to minKeepDecisions each. Every decision that changed or failed
+	// to change something is in the decision log as well, however many are kept here.
+	keepDecisions    = 64
+	minKeepDecisions = 16
+	decisionBudget   = 160_000
 	// The status page charts one hour in at most this many points (chart.go).
 	chartPoints = 150
 )
@@ -339,15 +345,24 @@ func (r *runner) adoptHistory(ctx context.Context, h targets.Historian) {
 	r.log.Info("adopted the target's last scaling event as the last action", "at", at, "from", from, "to", to)
 }
 
+// targetStatus asks the target for its status, within statusTimeout unless it answers from
+// memory.
+func (r *runner) targetStatus(ctx context.Context) (targets.Status, error) {
+	if _, ok := r.target.(targets.InMemory); ok {
+		return r.target.Status(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	return r.target.Status(ctx)
+}
+
 func (r *runner) tick(ctx, hard context.Context) {
 	start := time.Now()
 	now := r.clock()
 	if now.Before(r.backoffUntil) {
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	status, err := r.target.Status(sctx)
-	cancel()
+	status, err := r.targetStatus(ctx)
 	if ctx.Err() != nil {
 		return
 	}

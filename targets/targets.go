@@ -48,6 +48,14 @@ type Target interface {
 	Scale(ctx context.Context, replicas int, why Reason) error
 }
 
+// InMemory is implemented by targets whose Status is answered from the daemon's own
+// memory (a process group): it never waits on I/O, so the engine calls it without the
+// deadline it gives every other target's Status (a context timer per tick, a measurable
+// share of the daemon's cost with thousands of policies).
+type InMemory interface {
+	StatusInMemory()
+}
+
 // ErrNoop is returned (wrapped) by Scale when the target cannot act right now for a
 // reason that will pass (an active Nomad deployment): the engine retries next tick and
 // starts no cooldown.

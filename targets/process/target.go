@@ -169,6 +169,9 @@ func (t *target) stopSettings() (syscall.Signal, time.Duration) {
 }
 
 // Status implements targets.Target. It reads only the supervisor's own state.
+// StatusInMemory implements targets.InMemory: Status reads the group's own state.
+func (*target) StatusInMemory() {}
+
 func (t *target) Status(context.Context) (targets.Status, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
