@@ -40,6 +40,11 @@ func (r *reader) read(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("the previous read has not returned after %s (the source ignores its timeout); not reading again until it does",
 			configs.FormatDuration(now.Sub(time.Unix(0, since)).Round(time.Second)))
 	}
+	if c, ok := r.src.(sources.Current); ok { // known without waiting: no read, no timer
+		if v, ok := c.Current(ctx); ok {
+			return sources.Check(v)
+		}
+	}
 	timeout := r.timeout
 	if timeout <= 0 {
 		timeout = configs.DefaultTimeout

@@ -29,6 +29,15 @@ type Source interface {
 	Value(ctx context.Context) (float64, error)
 }
 
+// Current is implemented by sources that can sometimes tell their value without waiting
+// on anything: a file known not to have changed since it was read. Current must return
+// at once, without blocking I/O; ok false means the value is not known that way, and the
+// engine reads it with Value, under the query's timeout, as always. Current may be called
+// whenever Value may, never at the same time as it.
+type Current interface {
+	Current(ctx context.Context) (v float64, ok bool)
+}
+
 // Deps is what a source may use besides its own config: only what some kind needs,
 // never the daemon's own secrets (its API token). The engine's build function fills it;
 // a test may leave any field zero.
@@ -86,12 +95,18 @@ func Read(ctx context.Context, src Source, timeout time.Duration) (float64, erro
 		defer cancel()
 	}
 	v, err := src.Value(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		if timeout > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return 0, fmt.Errorf("timed out after %s: %w", configs.FormatDuration(timeout), err)
 		}
 		return 0, err
+	}
+	return Check(v)
+}
+
+// Check refuses what is never a number to scale on: NaN, infinite and negative values.
+func Check(v float64) (float64, error) {
+	switch {
 	case math.IsNaN(v):
 		return 0, errors.New("value is NaN")
 	case math.IsInf(v, 0):
