@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
+	"github.com/autoscalerd/autoscalerd/internal/shared"
 	"github.com/autoscalerd/autoscalerd/sources"
 	"golang.org/x/sys/unix"
 )
@@ -38,41 +40,49 @@ func (c *Config) CheckConfig(ch *configs.Check) {
 
 type source struct {
 	path string
+	log  *slog.Logger
+	conn *shared.Conn[*watcher]
 
 	mu sync.Mutex
-	// The last value read, and the file it was read from; valid while ok.
-	seen   fileID
-	value  float64
-	readAt time.Time
-	ok     bool
+	w  *watcher // conn's, once it opened
+	e  *watched // this path's record in w
 }
 
 // New returns the source for cfg.
-func New(cfg *Config, _ sources.Deps) (sources.Source, error) { return &source{path: cfg.Path}, nil }
-
-// A file's value is read again only when the file may have changed. Reading costs an
-// open, an fstat, a read and a close; a stat alone says whether the file is the one read
-// last time: the same inode of the same size, modified (mtime) and changed (ctime, which
-// every write, rename onto the path or metadata change sets, and no program can set back)
-// at the same instants. Those instants are the kernel's coarse clock, so two writes a few
-// milliseconds apart can share one; a value is therefore kept only when the file had not
-// been touched for settle before it was read (any later write has a later time), only on
-// the local filesystems whose times come from this machine's clock (not NFS or FUSE, whose
-// server may lag it and whose attributes may be cached), and never longer than reuse.
-const (
-	settle = time.Second
-	reuse  = 10 * time.Second
-)
-
-// fileID is what a stat says of the file a value came from.
-type fileID struct {
-	dev, ino     uint64
-	size         int64
-	mtime, ctime unix.Timespec
+func New(cfg *Config, deps sources.Deps) (sources.Source, error) {
+	return &source{path: cfg.Path, log: deps.Log(), conn: shared.New(deps.Shared, shared.Spec[*watcher]{
+		Key:   "file:inotify",
+		Open:  func(context.Context) (*watcher, error) { return newWatcher() },
+		Close: (*watcher).close,
+	})}, nil
 }
 
-func idOf(st *unix.Stat_t) fileID {
-	return fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+// watch returns the daemon's watcher and this path's record in it, or nil when inotify
+// cannot be had (the file is then read every time).
+func (s *source) watch(ctx context.Context) (*watcher, *watched) {
+	if s.w != nil {
+		return s.w, s.e
+	}
+	w, err := s.conn.Get(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	s.w, s.e = w, w.hold(s.path)
+	return s.w, s.e
+}
+
+// Current implements sources.Current: the value read last, while no change has been made
+// to the file since.
+func (s *source) Current(ctx context.Context) (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, e := s.watch(ctx)
+	if w == nil {
+		return 0, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.currentLocked(e, now())
 }
 
 func (s *source) Value(ctx context.Context) (float64, error) {
@@ -82,33 +92,60 @@ func (s *source) Value(ctx context.Context) (float64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := now()
-	var st unix.Stat_t
-	if err := unix.Stat(s.path, &st); err != nil {
-		s.ok = false
-		return 0, fmt.Errorf("file: %w", &os.PathError{Op: "stat", Path: s.path, Err: err})
+	w, e := s.watch(ctx)
+	if w == nil {
+		return s.read()
 	}
-	if err := regular(s.path, st.Mode); err != nil {
-		s.ok = false
-		return 0, fmt.Errorf("file: %w", err)
+	w.mu.Lock()
+	if v, ok := w.currentLocked(e, start); ok {
+		w.mu.Unlock()
+		return v, nil
 	}
-	id := idOf(&st)
-	if s.ok && id == s.seen && start.Sub(s.readAt) < reuse {
-		return s.value, nil
+	if f := e.flight; f != nil && f.gen == e.gen { // no change since that read began
+		w.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.v, f.err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
-	s.ok = false
+	watched, why := w.armLocked(e, start)
+	var f *flight
+	if watched {
+		f = &flight{gen: e.gen, done: make(chan struct{})}
+		e.flight = f
+	}
+	w.mu.Unlock()
+	if why != "" {
+		s.log.Info("file: not watched for changes; read on every evaluation", "path", s.path, "why", why)
+	}
 	v, err := s.read()
-	if err != nil {
-		return 0, err
+	if f == nil {
+		return v, err
 	}
-	if settled(id, start) && localFS(s.path) {
-		s.seen, s.value, s.readAt, s.ok = id, v, start, true
+	w.mu.Lock()
+	f.v, f.err = v, err
+	close(f.done)
+	if e.flight == f {
+		e.flight = nil
 	}
-	return v, nil
+	if err == nil && e.gen == f.gen { // no change was made while it was read (else: read again next time)
+		e.have, e.value, e.readGen, e.at = true, v, f.gen, start
+	}
+	w.mu.Unlock()
+	return v, err
 }
 
-// settled says the file had not been written or changed for settle at now.
-func settled(id fileID, now time.Time) bool {
-	return now.UnixNano()-max(id.mtime.Nano(), id.ctime.Nano()) >= int64(settle)
+// Close implements io.Closer: the path's watch goes with its last query.
+func (s *source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil {
+		s.w.release(s.e)
+		s.w, s.e = nil, nil
+	}
+	return s.conn.Close()
 }
 
 // localFS says the path is on a filesystem of this machine's own kernel.
@@ -155,9 +192,8 @@ const maxSize = 64 << 10
 // os.ReadFile also registers the file with the runtime poller; with a thousand policies
 // reading files every second those extra calls were a measurable share of the daemon's CPU.
 //
-// Only regular files are read (symbolic links are followed). Value's stat refuses anything
-// else without opening it, and the open is non-blocking besides, in case the path is
-// replaced in between: opening a named pipe for reading otherwise waits, without end and
+// Only regular files are read (symbolic links are followed). The open is non-blocking, and
+// its fstat refuses anything else before a read: opening a named pipe for reading otherwise waits, without end and
 // deaf to the context, for a writer to appear, and that froze the policy. A device such as
 // /dev/zero would be read up to maxSize for nothing. Both are refused before any read. (An open that hangs
 // in the kernel, on a dead NFS server, cannot be interrupted from user space at all: the
@@ -172,7 +208,7 @@ func readSmall(path string) ([]byte, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if err := regular(path, st.Mode); err != nil { // the path may have been replaced since the stat
+	if err := regular(path, st.Mode); err != nil { // the path may name anything
 		return nil, err
 	}
 	buf := make([]byte, 0, max(64, min(st.Size+1, maxSize)))
