@@ -18,7 +18,10 @@
 // parse. Nothing in the files can stop the daemon from starting. Against power loss, a
 // record that changed or failed to change something is fsynced before Append returns;
 // sampled holds are fsynced in a batch at most a second later (SyncEvery), which is
-// what losing them on a power cut costs.
+// what losing them on a power cut costs. The fsyncs are group commits: records that
+// arrive while one fsync runs are written at once and made durable together by the next,
+// so a thousand policies deciding at once wait for two fsyncs, not for a thousand one
+// after another.
 package decisionlog
 
 import (
@@ -104,14 +107,18 @@ type Log struct {
 	o   Options
 	log *slog.Logger
 
-	mu     sync.Mutex
-	f      *os.File
-	seq    int
-	size   int64
-	dirty  bool // written since the last fsync
-	closed bool
-	files  map[int]span // time span of each closed file, for queries
-	timer  *time.Timer
+	mu   sync.Mutex
+	f    *os.File
+	seq  int
+	size int64
+	// wrote counts the records written, synced those known to be on disk; syncing says
+	// an fsync runs (without mu), and synced tells its waiters when it is over.
+	wrote, synced uint64
+	syncing       bool
+	syncDone      *sync.Cond
+	closed        bool
+	files         map[int]span // time span of each closed file, for queries
+	timer         *time.Timer
 }
 
 // span is the time range a file's records cover.
@@ -135,6 +142,7 @@ func Open(o Options) (*Log, error) {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}
 	l := &Log{o: o, log: o.Logger, files: map[int]span{}}
+	l.syncDone = sync.NewCond(&l.mu)
 	seqs, err := list(o.Dir)
 	if err != nil {
 		return nil, err
@@ -291,40 +299,69 @@ func (l *Log) Write(r Record) error {
 	if err != nil {
 		return fmt.Errorf("decision log: %w", err)
 	}
+	l.wrote++
 	if important {
-		l.dirty = false
-		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("decision log: fsync: %w", err)
-		}
-		return nil
+		return l.syncLocked(l.wrote)
 	}
-	if !l.dirty {
-		l.dirty = true
+	if l.timer == nil {
 		l.timer = time.AfterFunc(l.o.SyncEvery, l.syncDirty)
 	}
 	return nil
 }
 
+// syncLocked returns once the first upto records are on disk. It fsyncs, with mu released
+// meanwhile, unless an fsync is running already: then it waits for that one, and fsyncs
+// only if that one began before record upto was written. A file closed under a running
+// fsync (a rotation) is closed once the fsync is over (os.File counts its users).
+func (l *Log) syncLocked(upto uint64) error {
+	for l.synced < upto {
+		if l.syncing {
+			l.syncDone.Wait()
+			continue
+		}
+		if l.closed {
+			return errors.New("decision log: closed")
+		}
+		l.syncing = true
+		f, mark := l.f, l.wrote
+		l.mu.Unlock()
+		err := syncFile(f)
+		l.mu.Lock()
+		l.syncing = false
+		l.syncDone.Broadcast()
+		if err != nil {
+			return fmt.Errorf("decision log: fsync: %w", err)
+		}
+		l.synced = max(l.synced, mark)
+	}
+	return nil
+}
+
+// syncFile is (*os.File).Sync; tests count and slow it.
+var syncFile = (*os.File).Sync
+
 func (l *Log) syncDirty() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || !l.dirty {
+	l.timer = nil
+	if l.closed {
 		return
 	}
-	l.dirty = false
-	if err := l.f.Sync(); err != nil {
-		l.log.Warn("decision log: fsync", "err", err)
+	if err := l.syncLocked(l.wrote); err != nil {
+		l.log.Warn("decision log", "err", err)
 	}
 }
 
 func (l *Log) rotateLocked() error {
+	// Under mu, so that no other write starts a rotation meanwhile; an fsync running
+	// without mu holds the file open until it is over.
 	if err := l.f.Sync(); err != nil {
 		l.log.Warn("decision log: fsync before rotation", "err", err)
 	}
 	if err := l.f.Close(); err != nil {
 		l.log.Warn("decision log: close before rotation", "err", err)
 	}
-	l.dirty = false
+	l.synced = l.wrote // or lost with the file's fsync error, which was told
 	if err := l.openLocked(l.seq + 1); err != nil {
 		// Keep writing where we were rather than lose every record from now on.
 		if err2 := l.openLocked(l.seq); err2 != nil {
@@ -363,11 +400,12 @@ func (l *Log) Close() error {
 	if l.closed {
 		return nil
 	}
-	l.closed = true
 	if l.timer != nil {
 		l.timer.Stop()
+		l.timer = nil
 	}
-	err := l.f.Sync()
+	err := l.syncLocked(l.wrote)
+	l.closed = true
 	return errors.Join(err, l.f.Close())
 }
 
