@@ -189,3 +189,33 @@ func TestChartCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionsKeptShrinkWithManyPolicies: every policy keeps 64 decisions up to 2,500
+// policies, fewer beyond (16 at 10,000), and a ring whose share shrank at a reload drops
+// its oldest entries on its next decision, keeping the newest in order.
+func TestDecisionsKeptShrinkWithManyPolicies(t *testing.T) {
+	for n, want := range map[int]int{0: 64, 1: 64, 2500: 64, 5000: 32, 10000: 16, 100000: 16} {
+		if got := decisionsKept(n); got != want {
+			t.Errorf("decisionsKept(%d) = %d, want %d", n, got, want)
+		}
+	}
+	var r ring
+	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	for i := range 70 { // real actions: each its own entry
+		r.add(policy.Decision{Time: at.Add(time.Duration(i) * time.Second), Action: policy.Up, From: i, To: i + 1})
+	}
+	if got := r.list(); len(got) != 64 || got[0].From != 6 || got[63].From != 69 {
+		t.Fatalf("ring of 64: %d entries, %d..%d", len(got), got[0].From, got[len(got)-1].From)
+	}
+	r.keep = 16
+	r.add(policy.Decision{Time: at.Add(70 * time.Second), Action: policy.Up, From: 70, To: 71})
+	got := r.list()
+	if len(got) != 16 || cap(r.buf) >= 64 {
+		t.Fatalf("after the share shrank to 16: %d entries in a buffer of %d", len(got), cap(r.buf))
+	}
+	for i, d := range got {
+		if d.From != 55+i {
+			t.Fatalf("entry %d is decision %d, want %d: the newest 16 in order", i, d.From, 55+i)
+		}
+	}
+}

@@ -100,9 +100,13 @@ func (e *Engine) Apply(ctx context.Context, cfg *configs.Config, ps []*policy.Po
 	if cfg.ScaleConcurrency > 0 && cap(e.sem) != cfg.ScaleConcurrency {
 		e.sem = make(chan struct{}, cfg.ScaleConcurrency)
 	}
+	keep := decisionsKept(len(next))
 	for _, name := range e.order {
 		r := next[name]
 		r.sem = e.sem
+		r.mu.Lock()
+		r.decisions.keep = keep
+		r.mu.Unlock()
 		if e.run != nil {
 			e.startLocked(r)
 		}

@@ -1,8 +1,10 @@
 package engine
 
 import (
-	"github.com/autoscalerd/autoscalerd/configs"
+	"slices"
 	"time"
+
+	"github.com/autoscalerd/autoscalerd/configs"
 
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/autoscalerd/autoscalerd/targets/warm"
@@ -57,10 +59,16 @@ func View(d policy.Decision) DecisionView {
 	return v
 }
 
-// ring keeps the last keepDecisions decisions without copying on every tick.
+// ring keeps the last keep decisions without copying on every tick.
 type ring struct {
 	buf   []policy.Decision
 	start int
+	keep  int // 0: keepDecisions
+}
+
+// decisionsKept is how many decisions each of n policies keeps in memory.
+func decisionsKept(n int) int {
+	return max(minKeepDecisions, min(keepDecisions, decisionBudget/max(n, 1)))
 }
 
 // add appends d, or replaces the newest entry when both are holds at the same count with
@@ -87,7 +95,14 @@ func (r *ring) add(d policy.Decision) {
 			}
 		}
 	}
-	if len(r.buf) < keepDecisions {
+	keep := r.keep
+	if keep <= 0 {
+		keep = keepDecisions
+	}
+	if len(r.buf) > keep { // a reload added policies: the oldest go, and their memory
+		r.buf, r.start = slices.Clone(r.list()[len(r.buf)-keep:]), 0
+	}
+	if len(r.buf) < keep {
 		r.buf = append(r.buf, d)
 		return
 	}
@@ -103,7 +118,7 @@ func sameSteady(a, b *policy.Decision) bool {
 
 // clone returns a copy that shares nothing with r.
 func (r *ring) clone() ring {
-	return ring{buf: append([]policy.Decision(nil), r.buf...), start: r.start}
+	return ring{buf: append([]policy.Decision(nil), r.buf...), start: r.start, keep: r.keep}
 }
 
 // list returns the decisions oldest first.
