@@ -29,7 +29,7 @@ const (
 
 // drainBeats are the traces on which docs/drain.md says drain(queued, 5m) spends less than
 // the cheapest ceil(queued / k) for the trace.
-var drainBeats = map[string]bool{"bursts": true, "batches": true, "batches, cooldown.down 1m": true, "slow-hours": true}
+var drainBeats = map[string]bool{"bursts": true, "batches": true, "batches, cooldown.down 1m": true, "daily": true, "slow-hours": true}
 
 // traceNames are the comparison's traces in the table's order.
 var traceNames = []string{"bursts", "batches", "batches, cooldown.down 1m", "daily", "slow-hours", "slow-spells"}
