@@ -28,7 +28,8 @@ func (a *app) simulateCmd() *cobra.Command {
 			"With --pool-backlog the replay is closed-loop: the backlog query is not read from the trace but\n" +
 			"computed from the arrival rate in the trace column --pool-arrivals (tasks/s) and the replicas the\n" +
 			"policy runs, each completing --pool-throughput tasks/s (a number or a trace column), first in first\n" +
-			"out. The summary line on stderr (replica-minutes, worst wait, worst backlog) compares policies.",
+			"out. The summary line on stderr (replica-minutes, the tasks left waiting at the end and the\n" +
+			"replica-minutes they take, worst wait, worst backlog) compares policies.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bad := func(err error) error { return &exitError{code: exitInvalid, err: err} }

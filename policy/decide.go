@@ -455,6 +455,9 @@ type evalEnv struct {
 	recs   []Rec
 	lastUp time.Time
 	kept   []float64 // drain's scratch for keptReplicas
+	// lastAction is the tick's State.LastAction: cooldown.up counts from it, so it says
+	// when a later tick may take a step up that drain lets wait (stepWait).
+	lastAction time.Time
 }
 
 // evalEnv returns the policy's scratch scope, bound to st and now. The caller holds p.mu.
@@ -466,7 +469,7 @@ func (p *Policy) evalEnv(st *State, now time.Time) *evalEnv {
 		st.Throughput = map[string]Sample{}
 	}
 	p.env.samples, p.env.now, p.env.notes, p.env.throughput = st.Samples, now, p.env.notes[:0], st.Throughput
-	p.env.recs, p.env.lastUp = st.Recs, st.LastUp
+	p.env.recs, p.env.lastUp, p.env.lastAction = st.Recs, st.LastUp, st.LastAction
 	return p.env
 }
 

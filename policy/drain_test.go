@@ -203,3 +203,84 @@ func TestBeside(t *testing.T) {
 		})
 	}
 }
+
+// TestStepWait checks when the first later tick that may take a step up comes, against
+// cases worked out by hand: the next tick, not before cooldown.up has passed since the last
+// action (rounded up to a tick), and with stabilization.up not before a demand recorded
+// from the next tick on has been seen for that long.
+func TestStepWait(t *testing.T) {
+	now := time.Date(2024, 1, 1, 1, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	const s = time.Second
+	for _, tc := range []struct {
+		name                   string
+		lastAction             time.Time
+		interval, up, stabilUp time.Duration
+		want                   time.Duration
+	}{
+		{"no action yet", time.Time{}, 15 * s, 30 * s, 0, 15 * s},
+		{"cooldown.up long over", ago(time.Minute), 15 * s, 30 * s, 0, 15 * s},
+		// 10s of cooldown.up left: over by the next tick.
+		{"cooldown.up over before the next tick", ago(20 * s), 15 * s, 30 * s, 0, 15 * s},
+		{"cooldown.up over at the next tick", ago(15 * s), 15 * s, 30 * s, 0, 15 * s},
+		// 20s left: the tick after next, 30s from now.
+		{"cooldown.up left past the next tick", ago(10 * s), 15 * s, 30 * s, 0, 30 * s},
+		// An action this tick (a change adopted from outside): all of cooldown.up.
+		{"an action this tick", now, 15 * s, 30 * s, 0, 30 * s},
+		// 1m55s left: rounded up to 8 ticks.
+		{"a long cooldown.up", ago(5 * s), 15 * s, 2 * time.Minute, 0, 2 * time.Minute},
+		// 25s left at a 10s interval: 3 ticks.
+		{"another interval", now, 10 * s, 25 * s, 0, 30 * s},
+		// This tick records the count it asks for; a demand recorded from the next tick on
+		// is seen for 1m at the tick 1m after it.
+		{"stabilization.up", time.Time{}, 15 * s, 30 * s, time.Minute, 75 * s},
+		// 50s is rounded up to 4 ticks, after the next: 15s + 1m.
+		{"stabilization.up, not whole ticks", time.Time{}, 15 * s, 30 * s, 50 * s, 75 * s},
+		{"cooldown.up the later", now, 15 * s, 2 * time.Minute, time.Minute, 2 * time.Minute},
+		{"stabilization.up the later", ago(20 * s), 15 * s, 30 * s, time.Minute, 75 * s},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stepWait(now, tc.lastAction, tc.interval, tc.up, tc.stabilUp); got != tc.want {
+				t.Fatalf("stepWait = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStepCanWait checks whether a step up from 1 to 2 replicas of 2 tasks a second can be
+// taken after a wait with every waiting task still started within its bound, against
+// numbers worked out by hand (work in replica-seconds: ahead / 2).
+func TestStepCanWait(t *testing.T) {
+	const s = time.Second
+	for _, tc := range []struct {
+		name   string
+		wait   time.Duration
+		bounds []drainBound
+		want   bool
+	}{
+		// 560 just arrived (drain asks 560 / 4m / 2 = 1.167 → 2): 280 within 4m; 1 for 15s
+		// and 2 for 3m45s do 15 + 450 = 465; within 4m15s 495.
+		{"a small backlog", 15 * s, []drainBound{{560, 255 * s}, {560, 240 * s}}, true},
+		// 50 late tasks, to start within the next interval (50 / 15s / 2 = 1.667 → 2): 25
+		// within 15s, which 2 replicas do (30) and 1 does not (15).
+		{"late tasks", 15 * s, []drainBound{{50, 255 * s}, {50, 15 * s}}, false},
+		// 140 with 45s planned (140 / 45s / 2 = 1.556 → 2): 70 within 45s; 1 for 15s and 2
+		// for 30s do 75, 1 for 30s (cooldown.up left) and 2 for 15s only 60.
+		{"old tasks, the next tick", 15 * s, []drainBound{{140, 255 * s}, {140, 45 * s}}, true},
+		{"old tasks, cooldown.up left", 30 * s, []drainBound{{140, 255 * s}, {140, 45 * s}}, false},
+		// 90 within 30s: 45, just what 1 for 15s and 2 for 15s do.
+		{"exactly in time", 15 * s, []drainBound{{90, 30 * s}}, true},
+		// A wait longer than a bound (stabilization.up): the floor alone must do its work,
+		// 30 of 60 tasks within 45s (45) but not 50 of 100.
+		{"the floor alone in time", 75 * s, []drainBound{{60, 45 * s}}, true},
+		{"the floor alone too slow", 75 * s, []drainBound{{100, 45 * s}}, false},
+		{"nothing waiting", 15 * s, []drainBound{{0, 255 * s}}, true},
+		{"no wait", 0, []drainBound{{0, 255 * s}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stepCanWait(1, 2, tc.wait, tc.bounds, 2); got != tc.want {
+				t.Fatalf("stepCanWait = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

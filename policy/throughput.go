@@ -414,9 +414,81 @@ func (e *evalEnv) learnFns(p *Policy) {
 				n = m
 			}
 		}
+		// At the floor, a step of one replica that can wait for a later tick is left to it:
+		// see stepCanWait for why that is right and why only there. Only with the waiting
+		// tasks' ages (drainNeed read the counter: more bounds than the whole backlog's):
+		// without them drain cannot tell that the old tasks can wait, and the estimate is a
+		// lower bound (a replay of the slow hours then let tasks wait 7 minutes).
+		floor, _ := e.vars[varMin].(float64)
+		top, _ := e.vars[varMax].(float64)
+		if c := int(cur); len(bounds) > 1 && c >= 1 && cur == floor && ceilCount(n) == c+1 && float64(c+1) <= top {
+			wait := stepWait(e.now, e.lastAction, p.Interval, p.CooldownUp, p.StabilizationUp)
+			if stepCanWait(cur, float64(c+1), wait, bounds, est.perReplica) {
+				note += fmt.Sprintf("; the step to %d can wait %s (the next tick that may scale up): %d until then and %d after start every waiting task in time = %d",
+					c+1, fmtDur(wait), c, c+1, c)
+				n = cur
+			}
+		}
 		e.note(note)
 		return n, nil
 	})
+}
+
+// stepWait is how long from now the first later tick that may scale up comes: the next
+// tick, but not before cooldown.up has passed since the last action (rounded up to a
+// tick); with stabilization.up, not before a demand recorded from the next tick on has
+// been seen for that long — this tick records the count it asks for, so the window must
+// begin after it. The result is whole ticks.
+func stepWait(now, lastAction time.Time, interval, cooldownUp, stabilizationUp time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	ticks := func(d time.Duration) time.Duration { return (d + interval - 1) / interval * interval }
+	wait := interval
+	if !lastAction.IsZero() {
+		wait = max(wait, ticks(lastAction.Add(cooldownUp).Sub(now)))
+	}
+	if stabilizationUp > 0 {
+		wait = max(wait, interval+ticks(stabilizationUp))
+	}
+	return wait
+}
+
+// stepCanWait reports whether a step up from cur to step replicas can be taken wait from
+// now (stepWait) rather than now with every waiting task still planned to start in time:
+// whether, for every bound drain plans with (the oldest ahead tasks within left, the
+// reaction reserve kept), cur replicas until then and step after give its ahead /
+// perReplica replica-seconds within left. cooldown.down adds nothing to either: it never
+// keeps more than runs now (keptReplicas), and step is more.
+//
+// Why waiting is right: a step up is held by cooldown.down for its whole length (the whole
+// pool within down of the scale-up), whatever drain asks for meanwhile. Taken one wait
+// later, the hold starts and ends one wait later: that saves (step − cur) replicas for the
+// wait now and costs (step − after) for the wait at the end of the hold, where after is
+// what the pool runs once the hold ends. From the floor after is never below cur, so the
+// wait costs at most what it saves — if the step taken later is no bigger — and the held
+// pool starts with more tasks waiting, so it idles less at the end of its hold (on the
+// daily cycle the night's steps from 1 to 2 emptied the queue before their hold ended).
+//
+// Why drain asks for it only for one replica from the floor: from a higher count the pool
+// after the hold can fall below cur, and the wait costs more than it saves; a step of
+// several replicas is the start of a climb (a burst, a batch), whose later steps are
+// bigger, so the whole peak is held longer (measured worse on the bursts and the
+// batches). One replica from the floor leaves the later tick one replica's work over the
+// wait more to do (15s of it against a plan of 4m15s with the defaults), and its step is
+// rarely bigger; but that is not a guarantee: where arrivals outrun the floor (the climb
+// back after a slow spell) it can be (docs/drain.md, measured).
+func stepCanWait(cur, step float64, wait time.Duration, bounds []drainBound, perReplica float64) bool {
+	if wait <= 0 || perReplica <= 0 {
+		return false
+	}
+	for _, b := range bounds {
+		done := cur*min(wait, b.left).Seconds() + step*max(b.left-wait, 0).Seconds()
+		if done < b.ahead/perReplica-1e-9 {
+			return false
+		}
+	}
+	return true
 }
 
 // throughputFn and drainFn are the learned functions' signatures after patching.

@@ -195,19 +195,26 @@ func (f *fifo) run(at, dt time.Duration, replicas int, arrive float64) {
 	f.backlog = max(f.backlog, 0)
 }
 
+// drainPolicy is drain(queued, 5m) with an arrivals counter, between 1 and top replicas
+// at the default cooldowns, from the given prior.
+func drainPolicy(t *testing.T, top int, prior float64) *policy.Policy {
+	t.Helper()
+	return compile(t, fmt.Sprintf(`
+min: 1
+max: %d
+interval: 15s
+throughput: { prior: %g, arrivals: arrived }
+replicas: drain(queued, 5m)
+`, top, prior), "queued", "arrived")
+}
+
 // TestDrainPlansBesideTheKeptPool drives drain(queued, 5m) through a 10-minute burst with the
 // default cooldowns: cooldown.down keeps a raised pool for 5 minutes whatever drain asks
 // for, so drain must not ask for the peak again while the kept pool starts every waiting
 // task in time (the reason chain says so), which lets the peak go within about a minute of
 // the queue emptying rather than 5 minutes after — and every task still starts within 5m.
 func TestDrainPlansBesideTheKeptPool(t *testing.T) {
-	p := compile(t, `
-min: 1
-max: 100
-interval: 15s
-throughput: { prior: 2, arrivals: arrived }
-replicas: drain(queued, 5m)
-`, "queued", "arrived")
+	p := drainPolicy(t, 100, 2)
 	w := &fifo{k: 2}
 	r := &rig{t: t, p: p, cur: 1}
 	peak, emptied, fell := 0, time.Duration(-1), time.Duration(-1)
@@ -245,4 +252,101 @@ replicas: drain(queued, 5m)
 		t.Fatalf("the pool stayed above 6 replicas %v after the queue emptied (peak %d), want at most ~1m: cooldown.down counts from the last time drain needed the peak", idle, peak)
 	}
 	t.Logf("peak %d; queue emptied at %v, pool back to ≤ 6 at %v; worst wait %v; %s", peak, emptied, fell, w.worst, sawKept)
+}
+
+// TestDrainLetsAStepFromTheFloorWait checks drain at the floor, with numbers worked out by
+// hand (2 tasks a second per replica, the prior; 45s of reaction reserve): a step of one
+// replica is left to the next tick that may scale up when 1 replica until then and 2 after
+// still start every waiting task within its planned time, and the reason chain says so;
+// a step that would leave a task late is taken now.
+func TestDrainLetsAStepFromTheFloorWait(t *testing.T) {
+	p := drainPolicy(t, 10, 2)
+	// counter is an arrivals history sampled every 15s from t0 up to (not including) at:
+	// 0 until from, n from then on.
+	counter := func(from, at time.Duration, n float64) map[string][]policy.Sample {
+		var xs []policy.Sample
+		for s := time.Duration(0); s < at; s += 15 * time.Second {
+			v := 0.0
+			if s >= from {
+				v = n
+			}
+			xs = append(xs, policy.Sample{T: t0.Add(s), V: v, R: 1})
+		}
+		return map[string][]policy.Sample{"arrived": xs}
+	}
+	const at = 5 * time.Minute
+	for _, tc := range []struct {
+		name       string
+		from       time.Duration // when the waiting tasks arrived
+		n          float64       // how many
+		lastAction time.Duration // how long ago, 0: none
+		desired    int
+		why        string
+	}{
+		// 560 just arrived: 560 / 4m = 2.333/s, 1.167 replicas. 1 for 15s and 2 for 3m45s
+		// give 465 replica-seconds, the 280 needed (and 495 within 4m15s).
+		{"a small backlog", at, 560, 0, 1,
+			"560 waiting, all taken as arrived 15s ago (per arrived): 560 / 4m left = 2.333/s; / 2 = 1.167; " +
+				"the step to 2 can wait 15s (the next tick that may scale up): 1 until then and 2 after start every waiting task in time = 1 → drain(queued, 5m)=1 → clamp[1,10]=1 → hold at 1"},
+		// 140 arrived 3m30s ago have 1m30s left, 45s planned: 70 replica-seconds, 1.556
+		// replicas. 1 for 15s and 2 for 30s give 75.
+		{"old tasks, the next tick", 105 * time.Second, 140, 0, 1,
+			"140 waiting, all taken as arrived 3m30s ago (per arrived): 140 / 45s left = 3.111/s; / 2 = 1.556; the step to 2 can wait 15s"},
+		// The same, 10s after an action: cooldown.up lets the tick after next scale up, 30s
+		// from now, and 1 for 30s and 2 for 15s give 60 of the 70.
+		{"old tasks, cooldown.up left", 105 * time.Second, 140, 10 * time.Second, 2,
+			"140 waiting, all taken as arrived 3m30s ago (per arrived): 140 / 45s left = 3.111/s; / 2 = 1.556 → drain(queued, 5m)=1.55556↑2 → clamp[1,10]=2 → cooldown.up: 20s left → hold"},
+		// 50 arrived 5m ago are late: within the next interval, 25 replica-seconds, which 1
+		// replica for 15s does not give.
+		{"late tasks", 15 * time.Second, 50, 0, 2,
+			"50 waiting, all taken as arrived 5m ago (per arrived): 50 / 15s left = 3.333/s; / 2 = 1.667 → drain(queued, 5m)=1.66667↑2 → clamp[1,10]=2 → cooldown.up ok → scale 1→2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &rig{t: t, p: p, cur: 1}
+			r.st.Samples = counter(tc.from, at, tc.n)
+			if tc.lastAction > 0 {
+				r.st.LastAction, r.st.LastDirection = t0.Add(at-tc.lastAction), policy.Down
+			}
+			d := r.at(at, tc.n, tc.n)
+			if d.Desired != tc.desired || !strings.Contains(d.Reason, tc.why) {
+				t.Fatalf("desired %d, want %d; reason:\n%s\nwant it to contain:\n%s", d.Desired, tc.desired, d.Reason, tc.why)
+			}
+			if tc.desired == 2 && strings.Contains(d.Reason, "can wait") {
+				t.Fatalf("the step waits although a task would be late: %s", d.Reason)
+			}
+		})
+	}
+}
+
+// TestDrainStepFromTheFloorWaitsInTime drives drain(queued, 5m) through an hour of arrivals
+// above what the floor's one replica completes (the night of a daily cycle): the
+// steps from 1 to 2 wait for later ticks (the reason chain says so), are taken, and every
+// task still starts within 5m less the reaction reserve's margin.
+func TestDrainStepFromTheFloorWaitsInTime(t *testing.T) {
+	p := drainPolicy(t, 10, 4)
+	w := &fifo{k: 2}
+	r := &rig{t: t, p: p, cur: 1}
+	waited, stepped := 0, 0
+	for i := 0; i < 240; i++ { // an hour
+		at := time.Duration(i) * 15 * time.Second
+		d := r.at(at, math.Round(w.backlog), math.Floor(w.arrived))
+		if strings.Contains(d.Reason, "the step to 2 can wait 15s (the next tick that may scale up): 1 until then and 2 after start every waiting task in time = 1") {
+			waited++
+		}
+		if d.From == 1 && d.To == 2 {
+			stepped++
+		}
+		arrive := 3.0
+		if i%60 >= 40 { // a quiet spell every 15 minutes lets the pool fall back to 1
+			arrive = 0.5
+		}
+		w.run(at, 15*time.Second, r.cur, arrive)
+	}
+	if waited == 0 || stepped == 0 {
+		t.Fatalf("%d ticks let the step wait, %d took it: want both", waited, stepped)
+	}
+	if w.worst > 4*time.Minute+30*time.Second {
+		t.Fatalf("a task waited %v: the steps that waited left it later than planned", w.worst)
+	}
+	t.Logf("%d ticks let the step wait, %d steps from 1 to 2; worst wait %v", waited, stepped, w.worst)
 }

@@ -80,6 +80,8 @@ type poolState struct {
 	queue   []cohort
 	backlog float64
 	arrived float64
+	// tput is the per-replica throughput in the pool's last step.
+	tput float64
 }
 
 func newPoolState(cfg *Pool, tr *Trace) *poolState {
@@ -112,6 +114,7 @@ func (ps *poolState) run(from time.Time, d time.Duration, replicas int) time.Dur
 		if ps.tputCol >= 0 {
 			tput = cell(ps.tr.Values[row], ps.tputCol)
 		}
+		ps.tput = tput
 		s := poolStep.Seconds()
 		if in := rate * s; in > 0 {
 			ps.queue = append(ps.queue, cohort{t: t, n: in})
@@ -171,6 +174,11 @@ type Summary struct {
 	WorstAge time.Duration
 	// WorstBacklog is the largest backlog seen at a tick (a pool replay only).
 	WorstBacklog float64
+	// Leftover is the tasks still waiting when the replay ends, and LeftoverMinutes the
+	// replica-minutes they take at the pool's throughput then (a pool replay only). A
+	// policy that keeps a longer queue ends with more of the trace's work not done; what
+	// it ran does not include that work, so Cost adds it.
+	Leftover, LeftoverMinutes float64
 }
 
 // Summarize adds up a replay of a policy evaluated every interval.
@@ -181,10 +189,22 @@ func Summarize(ticks []Tick, interval time.Duration) Summary {
 		s.WorstAge = max(s.WorstAge, t.WorstAge)
 		s.WorstBacklog = max(s.WorstBacklog, t.Backlog)
 	}
+	if n := len(ticks); n > 0 && ticks[n-1].LeftThroughput > 0 {
+		s.Leftover = ticks[n-1].Left
+		s.LeftoverMinutes = s.Leftover / ticks[n-1].LeftThroughput / 60
+	}
 	return s
 }
 
+// Cost is what the replay charges a policy for the trace's work: the replica-minutes it
+// ran, plus those that the tasks it left waiting at the end take to complete (busy
+// replicas at the throughput then: the least any policy spends on them). Every policy is
+// charged so, whatever its queue; without it, a policy that keeps a longer queue is
+// credited with work it never did.
+func (s Summary) Cost() float64 { return s.ReplicaMinutes + s.LeftoverMinutes }
+
 // String is the summary as `simulate` prints it.
 func (s Summary) String() string {
-	return fmt.Sprintf("replica-minutes %.1f, worst age %s, worst backlog %.0f", s.ReplicaMinutes, s.WorstAge.Round(time.Second), s.WorstBacklog)
+	return fmt.Sprintf("replica-minutes %.1f, left waiting at the end %.0f (%.1f replica-minutes), worst age %s, worst backlog %.0f",
+		s.ReplicaMinutes, s.Leftover, s.LeftoverMinutes, s.WorstAge.Round(time.Second), s.WorstBacklog)
 }

@@ -48,3 +48,43 @@ func TestPoolFIFO(t *testing.T) {
 		t.Fatal("a pool column missing from the trace must be an error")
 	}
 }
+
+// TestSummaryLeftover checks what a replay charges for the tasks left waiting at its end,
+// worked out by hand: 5 replicas against 10 tasks/s, completing 1 task/s each for the
+// first 100s (500 left waiting) and 2/s each from then (as many as arrive), ticks every
+// 10s until 100s, so the pool runs until 110s. 500 tasks are left, which take 500 / 2 =
+// 250 replica-seconds (4⅙ replica-minutes) at the throughput at the end; the replicas ran
+// 5 × 110s (9⅙ replica-minutes).
+func TestSummaryLeftover(t *testing.T) {
+	_, ps, err := policy.Parse("pool.yaml", []byte(`policies:
+  - name: p
+    target: { sim: { name: p } }
+    min: 5
+    max: 5
+    interval: 10s
+    queries:
+      queued: { file: { path: /dev/null } }
+    replicas: queued
+`), configs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &simulate.Trace{Columns: []string{"arrive", "tput"},
+		Times:  []time.Time{simulate.Epoch, simulate.Epoch.Add(100 * time.Second)},
+		Values: [][]float64{{10, 1}, {10, 2}}}
+	pool := &simulate.Pool{Backlog: "queued", Arrivals: "arrive"}
+	pool.ParseThroughput("tput")
+	ticks, err := simulate.Run(ps[0], tr, simulate.Options{StartReplicas: -1, Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := simulate.Summarize(ticks, ps[0].Interval)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	if !near(s.ReplicaMinutes, 5*110.0/60) || !near(s.Leftover, 500) || !near(s.LeftoverMinutes, 250.0/60) || !near(s.Cost(), 5*110.0/60+250.0/60) {
+		t.Fatalf("summary %+v, cost %v; want 9.1667 replica-minutes run, 500 left taking 4.1667, cost 13.3333", s, s.Cost())
+	}
+	// Without a pool nothing is known to be left.
+	if s := simulate.Summarize([]simulate.Tick{{Replicas: 2}}, time.Minute); s.Leftover != 0 || s.Cost() != 2 {
+		t.Fatalf("summary without a pool %+v, cost %v", s, s.Cost())
+	}
+}

@@ -114,6 +114,9 @@ type Tick struct {
 	// the oldest waiting task's largest age until the next tick.
 	Backlog  float64
 	WorstAge time.Duration
+	// Left is the backlog when the tick's interval ends, and LeftThroughput the
+	// per-replica throughput then (a pool replay only).
+	Left, LeftThroughput float64
 }
 
 // errNoData stands in for a query whose trace cell is empty.
@@ -192,6 +195,7 @@ func Run(p *policy.Policy, tr *Trace, opts Options) ([]Tick, error) {
 		if pool != nil {
 			tick.Backlog = pool.backlog
 			tick.WorstAge = pool.run(now, p.Interval, replicas)
+			tick.Left, tick.LeftThroughput = pool.backlog, pool.tput
 		}
 		out = append(out, tick)
 	}
