@@ -17,7 +17,8 @@ import (
 
 // BenchmarkTick is one tick of the policy scripts/bench-policies.sh runs by the thousand
 // (a `file` query, a process target in dry run, metrics and state on), the whole of it:
-// the target's status, the read with its timeout, the decision, the records. The script
+// the target's status, the query (the file is unchanged, so its watch says the value read
+// before is current: no read), the decision, the records. The script
 // measures the daemon; this measures a tick without the machine's noise around it.
 func BenchmarkTick(b *testing.B) {
 	const n = 1
