@@ -49,7 +49,7 @@ YAML
   done
 } > "$work/autoscalerd.yaml"
 pprof_addr=""
-if [ -n "${PROFILE:-}${HEAP:-}${THREADS:-}" ]; then pprof_addr="127.0.0.1:$((20000 + RANDOM % 20000))"; fi
+if [ -n "${PROFILE:-}${HEAP:-}" ]; then pprof_addr="127.0.0.1:$((20000 + RANDOM % 20000))"; fi
 AUTOSCALERD_DEBUG_PPROF="$pprof_addr" "$work/autoscalerd" run -c "$work/autoscalerd.yaml" --state-dir "$work/state" --listen 127.0.0.1:0 2>"$work/log" &
 pid=$!; pids+=("$pid")
 if [ "${VARIED:-}" = 1 ]; then
@@ -79,7 +79,6 @@ threads=$(awk '/Threads/{print $2}' "/proc/$pid/status")
 fds=$(ls "/proc/$pid/fd" | wc -l)
 echo "policies=$n interval=1s window=${secs}s varied=${VARIED:-0} hog=${HOG:-0} cpu=${cpu}% of one core peak_rss=$((peak / 1024))MiB threads=$threads fds=$fds steal=${steal}%"
 if [ -n "${PROFILE:-}" ]; then wait "${pids[-1]}" 2>/dev/null || true; echo "profile: $PROFILE"; fi
-if [ -n "${THREADS:-}" ]; then curl -s "http://$pprof_addr/debug/pprof/threadcreate?debug=1" > "$THREADS"; fi
 if [ -n "${HEAP:-}" ]; then
   curl -s -o "$HEAP" "http://$pprof_addr/debug/pprof/heap"
   curl -s "http://$pprof_addr/debug/pprof/heap?debug=1" | sed -n '/^# runtime.MemStats/,$p' > "$HEAP.txt"
