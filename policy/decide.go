@@ -458,6 +458,16 @@ type evalEnv struct {
 	// lastAction is the tick's State.LastAction: cooldown.up counts from it, so it says
 	// when a later tick may take a step up that drain lets wait (stepWait).
 	lastAction time.Time
+	// bound is what bind last stored in vars: the queries' values in order, then current,
+	// min and max. A value that has not changed since is not stored again (a map write
+	// hashes the name and boxes the number: most of binding, and most ticks change none).
+	bound []boundValue
+}
+
+// boundValue is one variable as bind last stored it; ok false for a failed query (nil).
+type boundValue struct {
+	bits    uint64
+	ok, set bool
 }
 
 // evalEnv returns the policy's scratch scope, bound to st and now. The caller holds p.mu.
@@ -520,16 +530,34 @@ func newEvalEnv(p *Policy) *evalEnv {
 }
 
 func (e *evalEnv) bind(p *Policy, in Inputs, cur, lo, hi int) {
-	for i, name := range p.Queries {
-		if v := in.Values[i]; v.Err == nil {
-			e.vars[name] = v.V
-		} else {
-			e.vars[name] = nil
-		}
+	if n := len(p.Queries) + 3; len(e.bound) != n {
+		e.bound = make([]boundValue, n)
 	}
-	e.vars[varCurrent] = float64(cur)
-	e.vars[varMin] = float64(lo)
-	e.vars[varMax] = float64(hi)
+	for i, name := range p.Queries {
+		v := in.Values[i]
+		e.store(i, name, v.V, v.Err == nil)
+	}
+	n := len(p.Queries)
+	e.store(n, varCurrent, float64(cur), true)
+	e.store(n+1, varMin, float64(lo), true)
+	e.store(n+2, varMax, float64(hi), true)
+}
+
+// store sets vars[name] to v (nil when !ok) unless bind stored just that last time.
+func (e *evalEnv) store(i int, name string, v float64, ok bool) {
+	b := boundValue{ok: ok, set: true}
+	if ok {
+		b.bits = math.Float64bits(v)
+	}
+	if e.bound[i] == b {
+		return
+	}
+	e.bound[i] = b
+	if ok {
+		e.vars[name] = v
+	} else {
+		e.vars[name] = nil
+	}
 }
 
 func (e *evalEnv) replicas(p *Policy, in Inputs, cur, lo, hi int) (float64, error) {

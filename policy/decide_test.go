@@ -362,6 +362,12 @@ replicas: max(ceil((a ?? 0) / 100), ceil(b / 50))
 		{name: "with ?? it may scale up on partial data", body: orZero, queries: []string{"a", "b"}, start: 4, steps: []step{
 			{at: 0, vals: v(fail, 500), want: 10, why: "a failed: connection refused → b=500 → max(ceil((nil ?? 0) / 100), ceil(500 / 50))=10 → clamp[1,20]=10 → cooldown.up ok → scale 4→10"},
 		}},
+		{name: "a query that fails and comes back with its old value is bound again", body: orZero, queries: []string{"a", "b"}, start: 4, steps: []step{
+			{at: 0, vals: v(1000, 50), want: 10, why: "max(ceil((1000 ?? 0) / 100), ceil(50 / 50))=10"},
+			{at: sec(40), vals: v(fail, 50), want: 10, why: "max(ceil((nil ?? 0) / 100), ceil(50 / 50))=1"},
+			{at: sec(80), vals: v(1000, 50), want: 10, why: "max(ceil((1000 ?? 0) / 100), ceil(50 / 50))=10"},
+			{at: sec(120), vals: v(1000, 100), want: 10, why: "max(ceil((1000 ?? 0) / 100), ceil(100 / 50))=10"},
+		}},
 		{name: "with ?? it never scales down on partial data, and the failed tick restarts the down window", body: orZero, queries: []string{"a", "b"}, start: 4, steps: seq(
 			ticks(0, sec(290), every, 4, 100, 50),
 			step{at: sec(300), vals: v(fail, 50), want: 4, why: "a query failed: never scale down on partial data → hold"},
