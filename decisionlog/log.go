@@ -26,7 +26,6 @@ package decisionlog
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -278,11 +277,7 @@ func (l *Log) Write(r Record) error {
 		return nil
 	}
 	important := r.Important()
-	line, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("decision log: %w", err)
-	}
-	line = append(line, '\n')
+	line := append(appendRecord(make([]byte, 0, 256+len(r.Reason)), &r), '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
