@@ -40,6 +40,7 @@ type Engine struct {
 	clock        func() time.Time
 	obs          Observer
 	ticks, reads *workers // run the ticks, and the reads the ticks wait for
+	alarms       *alarms  // start the ticks, on ticks
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -66,7 +67,9 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, obs: o.Observer, ticks: newWorkers(tickWorkers), reads: newWorkers(readWorkers), runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
+	e := &Engine{log: o.Logger, metrics: o.Metrics, store: o.Store, shared: o.Shared, clock: o.Clock, obs: o.Observer, ticks: newWorkers(tickWorkers), reads: newWorkers(readWorkers), runners: map[string]*runner{}, sem: make(chan struct{}, configs.DefaultScaleConcurrency)}
+	e.alarms = newAlarms(e.ticks)
+	return e
 }
 
 // Apply installs a configuration. It builds every new target and source first; if any
@@ -174,7 +177,7 @@ func (e *Engine) build(cfg *configs.Config, ps []*policy.Policy, old map[string]
 // if any: the new one waits for it to stop, and continues its state when it is the same
 // policy.
 func (e *Engine) newRunner(p *policy.Policy, b *Built, prev *runner) *runner {
-	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, work: e.ticks, target: b.Target, sources: b.Sources,
+	r := &runner{p: p, store: e.store, clock: e.clock, obs: e.obs, work: e.ticks, alarms: e.alarms, target: b.Target, sources: b.Sources,
 		handedOver: make(chan struct{}), log: e.log.With("policy", p.Name)}
 	for i, q := range p.Config.Queries {
 		r.readers = append(r.readers, &reader{src: b.Sources[i], timeout: q.Timeout.D(), work: e.reads})
@@ -304,6 +307,7 @@ func (e *Engine) startLocked(r *runner) {
 // and source. Call it after Run has returned.
 func (e *Engine) Close(ctx context.Context) {
 	e.handovers.Wait()
+	defer e.alarms.stop()
 	defer e.ticks.stop()
 	defer e.reads.stop()
 	e.mu.Lock()

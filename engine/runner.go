@@ -46,6 +46,7 @@ type runner struct {
 	clock   func() time.Time
 	obs     Observer
 	work    *workers
+	alarms  *alarms // the engine's: when the ticks run
 	target  targets.Target
 	sources []sources.Source
 	readers []*reader
@@ -172,16 +173,15 @@ func (r *runner) closeSources() {
 	r.sources = nil
 }
 
-// The loop has no goroutine of its own between ticks: a timer (time.AfterFunc) hands each
-// tick to the engine's workers. Idle, 10,000 policies cost 10,000 runtime timers instead
-// of 10,000 goroutine stacks (100 MB), and the runtime's timer heap is the shared
-// scheduler. sched decides when the next tick runs; the running tick owns st.
+// The loop has no goroutine of its own between ticks: an alarm (alarms.go, one timer for
+// every policy) hands each tick to the engine's workers. sched decides when the next
+// tick runs; the running tick owns st.
 type sched struct {
 	mu        sync.Mutex
 	ctx, hard context.Context
-	timer     *time.Timer
-	// due is when the armed timer is for: a timer that fires after it was re-armed for
-	// later (its goroutine was already on its way) finds now before due and does nothing.
+	alarm     *alarm // nil until the first tick is armed
+	// due is when the alarm is set for: a tick that starts before it (re-armed for later
+	// while it was on its way to a worker) does nothing.
 	due      time.Time
 	next     time.Time // the next tick on the grid
 	lastTick time.Time
@@ -247,8 +247,8 @@ func (r *runner) end(stopWatch func()) {
 	s := &r.sched
 	s.mu.Lock()
 	s.stopped = true
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.alarm != nil {
+		r.alarms.cancel(s.alarm)
 	}
 	s.mu.Unlock()
 	s.ticks.Wait()
@@ -256,15 +256,13 @@ func (r *runner) end(stopWatch func()) {
 	r.saveClean()
 }
 
-// armLocked (re)arms the timer for at.
+// armLocked (re)sets the alarm for at.
 func (s *sched) armLocked(r *runner, at time.Time) {
-	d := time.Until(at)
-	s.due = time.Now().Add(d) // before the timer's own reading of the clock: it never fires before due
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() { r.work.run(r.fire) })
-		return
+	s.due = time.Now().Add(time.Until(at)) // the monotonic clock's at: the alarm goes off at due or later
+	if s.alarm == nil {
+		s.alarm = newAlarm(r.fire)
 	}
-	s.timer.Reset(d)
+	r.alarms.set(s.alarm, s.due)
 }
 
 // wakeAt is when a poke at now runs its tick: at once, or minWakeGap after the last tick.
@@ -317,7 +315,7 @@ func (r *runner) poke() {
 	s := &r.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ticking || s.stopped || s.timer == nil {
+	if s.ticking || s.stopped || s.alarm == nil {
 		s.woken = true
 		return
 	}

@@ -66,26 +66,40 @@ func newWorkers(base int) *workers {
 // run starts job on a worker, at once or once one is free. It never blocks.
 func (w *workers) run(job func()) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.placeLocked(job, time.Now())
+}
+
+// runAll starts jobs as run does, in order, taking the lock once.
+func (w *workers) runAll(jobs []func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for _, job := range jobs {
+		w.placeLocked(job, now)
+	}
+}
+
+// placeLocked gives job to an idle worker (its channel has room: a worker on the idle list
+// holds no job), to a new one while there are fewer than base, or to the queue.
+func (w *workers) placeLocked(job func(), now time.Time) {
 	if k := len(w.idle); k > 0 {
 		wk := w.idle[k-1]
 		w.idle[k-1] = nil
 		w.idle = w.idle[:k-1]
-		w.mu.Unlock()
 		wk.jobs <- job
 		return
 	}
 	if w.n < w.base || w.quit {
 		w.n++
-		w.mu.Unlock()
 		go w.work(job)
 		return
 	}
-	w.queue = append(w.queue, queued{job, time.Now()})
+	w.queue = append(w.queue, queued{job, now})
 	if !w.armed {
 		w.armed = true
 		w.grow.Reset(workerStuck)
 	}
-	w.mu.Unlock()
 }
 
 // popLocked takes the oldest queued job, if any.
