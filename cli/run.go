@@ -46,9 +46,10 @@ func (a *app) runCmd() *cobra.Command {
 // defaultGOGC is the garbage collector's target when GOGC is not set: the heap may grow by
 // 75 % of what the last collection left live before the next, not the Go default's 100 %.
 // Most of the daemon's heap is long-lived (every policy's state, history, chart and
-// recent decisions), so the default's headroom is mostly memory held for nothing: at
-// 10,000 policies with decisions changing every tick it was 30 % of the RSS. Prometheus
-// made the same choice (2.53). GOGC in the environment, as always, decides instead.
+// recent decisions), so the default's headroom is mostly memory held for nothing (at
+// 10,000 policies with decisions changing every tick: peak RSS 380 MiB against 390 MiB,
+// heap target 1.75× the live heap against 2×). Prometheus made the same choice (2.53).
+// GOGC in the environment, as always, decides instead.
 const defaultGOGC = 75
 
 func tuneGC(getenv func(string) string) {
