@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/autoscalerd/autoscalerd/configs"
-
 	"github.com/autoscalerd/autoscalerd/policy"
 	"github.com/autoscalerd/autoscalerd/targets/warm"
 )

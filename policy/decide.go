@@ -491,7 +491,7 @@ var errNoSamples = errors.New("no samples in the window yet")
 var errWarmingUp = errors.New("window not fully watched yet")
 
 func newEvalEnv(p *Policy) *evalEnv {
-	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8), spans: make([]span, len(p.Schedules))}
+	e := &evalEnv{vars: make(map[string]any, len(p.Queries)+8), spans: make([]span, len(p.Schedules)), bound: make([]boundValue, len(p.Queries)+3)}
 	// window returns the samples of a query in (now-secs, now]. The history must reach
 	// back to the window's start: the sample just before it is kept for that (addSample).
 	window := func(fn, name string, secs float64) ([]Sample, error) {
@@ -530,9 +530,6 @@ func newEvalEnv(p *Policy) *evalEnv {
 }
 
 func (e *evalEnv) bind(p *Policy, in Inputs, cur, lo, hi int) {
-	if n := len(p.Queries) + 3; len(e.bound) != n {
-		e.bound = make([]boundValue, n)
-	}
 	for i, name := range p.Queries {
 		v := in.Values[i]
 		e.store(i, name, v.V, v.Err == nil)

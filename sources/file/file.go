@@ -193,11 +193,12 @@ const maxSize = 64 << 10
 // reading files every second those extra calls were a measurable share of the daemon's CPU.
 //
 // Only regular files are read (symbolic links are followed). The open is non-blocking, and
-// its fstat refuses anything else before a read: opening a named pipe for reading otherwise waits, without end and
-// deaf to the context, for a writer to appear, and that froze the policy. A device such as
-// /dev/zero would be read up to maxSize for nothing. Both are refused before any read. (An open that hangs
-// in the kernel, on a dead NFS server, cannot be interrupted from user space at all: the
-// engine's query timeout abandons it.)
+// its fstat refuses anything else before a read: opening a named pipe for reading
+// otherwise waits, without end and deaf to the context, for a writer to appear, and that
+// froze the policy. A device such as /dev/zero would be read up to maxSize for nothing.
+// Both are refused before any read. (An open that hangs in the kernel, on a dead NFS
+// server, cannot be interrupted from user space at all: the engine's query timeout
+// abandons it.)
 func readSmall(path string) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
